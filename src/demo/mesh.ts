@@ -1,0 +1,265 @@
+/**
+ * A small Nebula mesh on one machine, for the demo and the end-to-end tests: one network namespace per node, all
+ * joined by veths to a bridge in a hub namespace (the "underlay", 10.99.0.0/24), fresh certificates, and either
+ * nebula-ts or Go nebula running in each namespace. Everything it creates is removed by `destroy()`.
+ * Needs root. Traffic stays inside the namespaces it made.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { makeCA, makeHostCert, type MeshCA } from './pki';
+
+export type NodeKind = 'ts' | 'go';
+
+export interface MeshNodeSpec {
+  name: string;
+  kind: NodeKind;
+  /** Overlay address, e.g. "192.168.100.1" (the mesh network is /24). */
+  overlayIp: string;
+  groups?: string[];
+  routines?: number;
+  /** Merged over the generated config (e.g. a firewall, tun.disabled). */
+  config?: Record<string, unknown>;
+}
+
+export interface MeshNode extends MeshNodeSpec {
+  ns: string;
+  underlayIp: string;
+  dir: string;
+  configPath: string;
+  controlSocket: string;
+  process?: ChildProcess;
+  output: string[];
+}
+
+const PORT = 4242;
+export const OVERLAY_PREFIX = '192.168.100';
+
+function sh(cmd: string, args: string[], timeoutMs = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 32 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
+      else resolve(String(stdout));
+    });
+  });
+}
+
+let meshCounter = 0;
+
+export interface MeshOptions {
+  cipher?: 'aes' | 'chachapoly';
+  /** Root of the project (for dist/supervisor/main.js). */
+  projectRoot: string;
+  ca?: MeshCA;
+  /** Write node output through as it arrives (the demo), instead of only collecting it. */
+  echo?: (node: MeshNode, line: string) => void;
+}
+
+export class Mesh {
+  readonly id: string;
+  readonly dir: string;
+  readonly hub: string;
+  readonly nodes = new Map<string, MeshNode>();
+  readonly ca: MeshCA;
+  private created: string[] = [];
+
+  constructor(private readonly opts: MeshOptions) {
+    this.id = `ntm${process.pid.toString(36)}${(meshCounter++).toString(36)}`;
+    this.dir = mkdtempSync(path.join(os.tmpdir(), 'nebula-ts-mesh-'));
+    this.hub = `${this.id}-hub`;
+    this.ca = opts.ca ?? makeCA(this.dir);
+  }
+
+  get cipher(): 'aes' | 'chachapoly' {
+    return this.opts.cipher ?? 'aes';
+  }
+
+  async init(): Promise<void> {
+    await sh('ip', ['netns', 'add', this.hub]);
+    this.created.push(this.hub);
+    await sh('ip', ['-n', this.hub, 'link', 'add', 'br0', 'type', 'bridge']);
+    await sh('ip', ['-n', this.hub, 'link', 'set', 'br0', 'up']);
+  }
+
+  /** Adds a node: its namespace, a veth to the hub bridge, its certificate and config (not started). */
+  async add(spec: MeshNodeSpec): Promise<MeshNode> {
+    const index = this.nodes.size + 1;
+    const ns = `${this.id}-${index}`;
+    await sh('ip', ['netns', 'add', ns]);
+    this.created.push(ns);
+    await sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    const underlayIp = `10.99.0.${index}`;
+    await sh('ip', ['link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', `v${index}`, 'netns', this.hub]);
+    await sh('ip', ['-n', ns, 'addr', 'add', `${underlayIp}/24`, 'dev', 'eth0']);
+    await sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    await sh('ip', ['-n', this.hub, 'link', 'set', `v${index}`, 'master', 'br0']);
+    await sh('ip', ['-n', this.hub, 'link', 'set', `v${index}`, 'up']);
+    const dir = path.join(this.dir, spec.name);
+    const node: MeshNode = {
+      ...spec,
+      ns,
+      underlayIp,
+      dir,
+      configPath: path.join(dir, 'config.yml'),
+      controlSocket: path.join(dir, 'control.sock'),
+      output: [],
+    };
+    makeHostCert(dir, this.ca, { name: spec.name, ip: `${spec.overlayIp}/24`, groups: spec.groups });
+    this.nodes.set(spec.name, node);
+    return node;
+  }
+
+  node(name: string): MeshNode {
+    const n = this.nodes.get(name);
+    if (!n) throw new Error(`no node ${name}`);
+    return n;
+  }
+
+  /** Writes every node's config: static_host_map lists every other node. */
+  writeConfigs(): void {
+    for (const n of this.nodes.values()) this.writeConfig(n);
+  }
+
+  writeConfig(n: MeshNode): void {
+    const staticHostMap: Record<string, string[]> = {};
+    for (const other of this.nodes.values()) if (other !== n) staticHostMap[other.overlayIp] = [`${other.underlayIp}:${PORT}`];
+    const base: Record<string, unknown> = {
+      pki: { ca: this.ca.caPath, cert: path.join(n.dir, `${n.name}.crt`), key: path.join(n.dir, `${n.name}.key`) },
+      static_host_map: staticHostMap,
+      lighthouse: { am_lighthouse: false, interval: 60, hosts: [] },
+      listen: { host: '0.0.0.0', port: PORT },
+      punchy: { punch: false },
+      cipher: this.cipher,
+      tun: { dev: 'nebula1', mtu: 1300 },
+      logging: { level: 'info', format: 'text' },
+      firewall: {
+        conntrack: { tcp_timeout: '12m', udp_timeout: '3m', default_timeout: '10m' },
+        outbound: [{ port: 'any', proto: 'any', host: 'any' }],
+        inbound: [{ port: 'any', proto: 'any', host: 'any' }],
+      },
+    };
+    if (n.kind === 'ts') {
+      base.control = { socket: n.controlSocket };
+      if (n.routines !== undefined) base.routines = n.routines;
+    }
+    const merged = deepMerge(base, n.config ?? {});
+    writeFileSync(n.configPath, YAML.stringify(merged), { mode: 0o600 });
+  }
+
+  /** Starts a node and resolves once it reports its interface is up. */
+  async start(name: string, timeoutMs = 15_000): Promise<MeshNode> {
+    const n = this.node(name);
+    const cmd =
+      n.kind === 'ts'
+        ? [process.execPath, path.join(this.opts.projectRoot, 'dist', 'supervisor', 'main.js'), '-config', n.configPath]
+        : ['nebula', '-config', n.configPath];
+    const child = spawn('ip', ['netns', 'exec', n.ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    n.process = child;
+    const onLine = (line: string): void => {
+      n.output.push(line);
+      if (n.output.length > 5000) n.output.splice(0, 1000);
+      this.opts.echo?.(n, line);
+    };
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let partial = '';
+      stream.on('data', (chunk: Buffer) => {
+        const lines = (partial + chunk.toString('utf8')).split('\n');
+        partial = lines.pop() ?? '';
+        for (const l of lines) onLine(l);
+      });
+    }
+    await this.waitForOutput(name, /Nebula interface is active/, timeoutMs);
+    return n;
+  }
+
+  /** Resolves when a line matching `re` appears in the node's output (already seen lines count too). */
+  waitForOutput(name: string, re: RegExp, timeoutMs: number, from = 0): Promise<string> {
+    const n = this.node(name);
+    return new Promise((resolve, reject) => {
+      const check = (): string | undefined => n.output.slice(from).find((l) => re.test(l));
+      const found = check();
+      if (found) return resolve(found);
+      const child = n.process;
+      const onData = (): void => {
+        const f = check();
+        if (f) finish(null, f);
+      };
+      const onExit = (code: number | null): void => finish(new Error(`${name} exited (${code}) before ${re}:\n${n.output.slice(-40).join('\n')}`));
+      const timer = setTimeout(() => finish(new Error(`timed out waiting for ${re} from ${name}:\n${n.output.slice(-40).join('\n')}`)), timeoutMs);
+      const finish = (err: Error | null, line?: string): void => {
+        clearTimeout(timer);
+        child?.stdout?.off('data', onData);
+        child?.stderr?.off('data', onData);
+        child?.off('exit', onExit);
+        if (err) reject(err);
+        else resolve(line!);
+      };
+      // The line handlers registered in start() run first (same stream, registered earlier).
+      child?.stdout?.on('data', onData);
+      child?.stderr?.on('data', onData);
+      child?.once('exit', onExit);
+    });
+  }
+
+  /** Stops a node with SIGTERM (SIGKILL after `graceMs`) and waits for it to exit. */
+  async stop(name: string, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<number | null> {
+    const n = this.node(name);
+    const child = n.process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+      child.kill(signal);
+    });
+  }
+
+  /** Runs a command inside a node's namespace. */
+  exec(name: string, cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
+    return sh('ip', ['netns', 'exec', this.node(name).ns, cmd, ...args], timeoutMs);
+  }
+
+  /** Pings `to` (an overlay IP) from node `from`; resolves with the number of replies. */
+  async ping(from: string, to: string, count = 3, waitSeconds = 2): Promise<number> {
+    try {
+      const out = await this.exec(from, 'ping', ['-c', String(count), '-W', String(waitSeconds), '-i', '0.2', to], 60_000);
+      const m = /(\d+) received/.exec(out);
+      return m ? Number(m[1]) : 0;
+    } catch (err) {
+      const m = /(\d+) received/.exec(String(err));
+      if (!m) throw err; // ping itself failed (not installed, bad address): not a "0 replies" answer
+      return Number(m[1]);
+    }
+  }
+
+  /** Pings until one reply arrives (the first packets wait for the handshake) or `timeoutMs` passes. */
+  async pingUntilReply(from: string, to: string, timeoutMs = 15_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if ((await this.ping(from, to, 1, 1)) > 0) return true;
+    }
+    return false;
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([...this.nodes.keys()].map((n) => this.stop(n, 'SIGTERM', 3000).catch(() => null)));
+    for (const ns of this.created.reverse()) await sh('ip', ['netns', 'del', ns]).catch(() => undefined);
+    this.created = [];
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    if (v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)) {
+      out[k] = deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>);
+    } else out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,68 @@
+/**
+ * A routine process: the data plane for one queue (DESIGN.md). Forked by the supervisor with
+ *   fd 3 = UDP socket i, fd 4 = inside queue i (or /dev/null when the inside is disabled), fd 5 = shared region,
+ *   and the IPC channel.
+ * The main thread only relays control messages; the packet loops run in one worker thread (datapath.ts).
+ * The routine exits when the IPC channel closes, so an orphan never keeps stealing traffic from the next run.
+ */
+import { Worker } from 'node:worker_threads';
+import path from 'node:path';
+import { EFD_CLOEXEC, EFD_NONBLOCK, eventfd, setNonBlocking, writeFd } from '../shared/native/libc';
+import type { RoutineSetup, RoutineToSupervisor, SupervisorToRoutine } from '../shared/ipc/messages';
+import type { RegionCapacities } from '../shared/state/layout';
+import type { DatapathInit } from './datapath';
+
+const UDP_FD = 3;
+const INSIDE_FD = 4;
+const REGION_FD = 5;
+
+function send(msg: RoutineToSupervisor): void {
+  if (process.connected) process.send!(msg);
+}
+
+function start(setup: RoutineSetup, capacities: RegionCapacities): void {
+  const wakeFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  setNonBlocking(UDP_FD, true);
+  const insideFd = setup.insideKind === 'disabled' ? -1 : INSIDE_FD;
+  if (insideFd >= 0) setNonBlocking(insideFd, true);
+  const init: DatapathInit = { udpFd: UDP_FD, insideFd, wakeFd, regionFd: REGION_FD, capacities, setup };
+  const worker = new Worker(path.join(__dirname, 'datapath.js'), { workerData: init });
+  const wake = Buffer.alloc(8);
+  wake.writeBigUInt64LE(1n);
+
+  worker.on('message', (msg: RoutineToSupervisor | { type: 'stopped' }) => {
+    if (msg.type === 'stopped') {
+      process.exit(0);
+    }
+    send(msg);
+  });
+  worker.on('error', (err) => {
+    send({ type: 'log', level: 'error', msg: 'Routine data path failed', fields: { routine: setup.routine, error: String(err?.stack ?? err) } });
+    process.exit(70);
+  });
+  worker.on('exit', (code) => process.exit(code));
+
+  process.on('message', (msg: SupervisorToRoutine) => {
+    worker.postMessage(msg);
+    // The worker sleeps in poll(); ring its eventfd so the message is handled now, not at the next timeout.
+    writeFd(wakeFd, wake, 8);
+  });
+  send({ type: 'ready', routine: setup.routine });
+}
+
+function main(): void {
+  // No orphans: when the supervisor goes away (even SIGKILL), the channel closes and we leave.
+  process.on('disconnect', () => process.exit(0));
+  // Signals are the supervisor's business: it stops routines through IPC, in order.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => process.exit(0));
+  process.on('SIGHUP', () => undefined);
+  const onFirst = (msg: SupervisorToRoutine) => {
+    if (msg.type !== 'setup') return;
+    process.off('message', onFirst);
+    start(msg.setup, msg.capacities);
+  };
+  process.on('message', onFirst);
+}
+
+main();

@@ -1,0 +1,49 @@
+/**
+ * Packets for a VPN IP that has no tunnel yet wait here (bounded) while the supervisor handshakes, like Nebula's
+ * per-host packet cache (up to 100 per host). Parking copies the packet: it happens once per flow start, not per
+ * packet of an established tunnel.
+ */
+export const MAX_PARKED_PER_HOST = 100;
+export const MAX_PARKED_HOSTS = 1024;
+const REASK_MS = 1000;
+
+interface Parked {
+  packets: Buffer[];
+  askedAt: number;
+}
+
+export class OutboundParking {
+  private readonly hosts = new Map<number, Parked>();
+
+  /** Parks a copy; returns 'ask' when the supervisor should be (re)asked for a tunnel, 'parked', or 'dropped'. */
+  park(vpnIp: number, buf: Buffer, len: number, now: number): 'ask' | 'parked' | 'dropped' {
+    let entry = this.hosts.get(vpnIp);
+    if (!entry) {
+      if (this.hosts.size >= MAX_PARKED_HOSTS) return 'dropped';
+      entry = { packets: [], askedAt: now };
+      this.hosts.set(vpnIp, entry);
+      entry.packets.push(Buffer.from(buf.subarray(0, len)));
+      return 'ask';
+    }
+    if (entry.packets.length >= MAX_PARKED_PER_HOST) return 'dropped';
+    entry.packets.push(Buffer.from(buf.subarray(0, len)));
+    if (now - entry.askedAt >= REASK_MS) {
+      entry.askedAt = now;
+      return 'ask';
+    }
+    return 'parked';
+  }
+
+  /** Takes every packet parked for `vpnIp` (on tunnel install). */
+  take(vpnIp: number): Buffer[] {
+    const entry = this.hosts.get(vpnIp);
+    if (!entry) return [];
+    this.hosts.delete(vpnIp);
+    return entry.packets;
+  }
+
+  /** Drops what waited too long (the handshake timed out). */
+  expire(now: number, maxAgeMs: number): void {
+    for (const [ip, entry] of this.hosts) if (now - entry.askedAt > maxAgeMs) this.hosts.delete(ip);
+  }
+}

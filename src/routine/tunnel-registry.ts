@@ -1,0 +1,83 @@
+/**
+ * The routine's view of installed tunnels: immutable per-tunnel data that arrived by IPC (keys, peer identity,
+ * remote address), indexed by our local index (outside -> inside) and by the peer's VPN IP (inside -> outside).
+ * The mutable hot fields (send counter, replay window, liveness marks) are in the shared tunnel slot `slot`.
+ */
+import { createPacketCipher, type CipherName, type PacketCipher } from '../shared/crypto';
+import { allocSockaddrIn, fillSockaddrIn } from '../shared/native/sockaddr';
+import type { PeerIdentity, TunnelInstall } from '../shared/ipc/messages';
+
+export class RoutineTunnel {
+  readonly encrypt: PacketCipher;
+  readonly decrypt: PacketCipher;
+  /** Prebuilt sockaddr_in of the peer, reused for every send. */
+  readonly remoteSockaddr = allocSockaddrIn();
+  remoteIp = 0;
+  remotePort = 0;
+
+  constructor(
+    readonly slot: number,
+    readonly localIndex: number,
+    readonly remoteIndex: number,
+    readonly vpnIp: number,
+    readonly peer: PeerIdentity,
+    cipher: CipherName,
+    sendKey: Uint8Array,
+    recvKey: Uint8Array,
+  ) {
+    this.encrypt = createPacketCipher(cipher, Buffer.from(sendKey));
+    this.decrypt = createPacketCipher(cipher, Buffer.from(recvKey));
+  }
+
+  setRemote(ip: number, port: number): void {
+    this.remoteIp = ip >>> 0;
+    this.remotePort = port;
+    fillSockaddrIn(this.remoteSockaddr, ip, port);
+  }
+
+  dispose(): void {
+    this.encrypt.dispose();
+    this.decrypt.dispose();
+  }
+}
+
+export class TunnelRegistry {
+  private readonly byIndex = new Map<number, RoutineTunnel>();
+  private readonly byVpnIp = new Map<number, RoutineTunnel>();
+
+  constructor(private readonly cipher: CipherName) {}
+
+  install(t: TunnelInstall): RoutineTunnel {
+    this.removeByIndex(t.localIndex);
+    const tunnel = new RoutineTunnel(t.slot, t.localIndex, t.remoteIndex, t.vpnIp, t.peer, this.cipher, t.sendKey, t.recvKey);
+    tunnel.setRemote(t.remoteIp, t.remotePort);
+    this.byIndex.set(t.localIndex, tunnel);
+    // The newest tunnel to a VPN IP carries outbound traffic; an older one still decrypts until it is removed.
+    this.byVpnIp.set(t.vpnIp, tunnel);
+    return tunnel;
+  }
+
+  removeByIndex(localIndex: number): RoutineTunnel | undefined {
+    const t = this.byIndex.get(localIndex);
+    if (!t) return undefined;
+    this.byIndex.delete(localIndex);
+    if (this.byVpnIp.get(t.vpnIp) === t) {
+      this.byVpnIp.delete(t.vpnIp);
+      for (const other of this.byIndex.values()) if (other.vpnIp === t.vpnIp) this.byVpnIp.set(t.vpnIp, other);
+    }
+    t.dispose();
+    return t;
+  }
+
+  byLocalIndex(index: number): RoutineTunnel | undefined {
+    return this.byIndex.get(index);
+  }
+
+  forVpnIp(vpnIp: number): RoutineTunnel | undefined {
+    return this.byVpnIp.get(vpnIp);
+  }
+
+  get size(): number {
+    return this.byIndex.size;
+  }
+}

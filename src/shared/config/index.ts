@@ -1,0 +1,8 @@
+/** Public surface of the config module. */
+export { loadConfig, parseConfig, parseYaml, mergeConfig, configFiles, type LoadedConfig } from './load';
+export { validateConfig, resolveRoutines, type ValidatedConfig } from './validate';
+export { ConfigError, formatIssue, formatPath, type ConfigIssue } from './errors';
+export { logConfigWarnings, type ConfigWarning } from './warnings';
+export { diffRequiresRestart, sectionChanged } from './diff';
+export { parseGoDuration, formatGoDuration } from './duration';
+export type * from './types';

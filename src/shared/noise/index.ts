@@ -1,0 +1,26 @@
+/** Noise IX (25519, AESGCM|ChaChaPoly, SHA256) as Nebula uses it; see handshake.ts. */
+export { NoiseError } from './errors';
+export {
+  createInitiator,
+  createResponder,
+  noiseProtocolName,
+  NoiseIXHandshake,
+  NoiseHandshakeOptions,
+  NoiseReadResult,
+  NoiseRole,
+  NoiseTransportKeys,
+  MESSAGE1_MIN,
+  MESSAGE2_MIN,
+} from './handshake';
+export { CipherState } from './cipher-state';
+export {
+  DHLEN,
+  X25519KeyPair,
+  generateX25519KeyPair,
+  x25519,
+  x25519KeyPairFromPrivate,
+  x25519PrivateKey,
+  x25519PublicKey,
+  rawPublicKey,
+} from './dh';
+export { hkdf2, hkdf3, hmacSha256, sha256, HASHLEN } from './hash';

@@ -1,0 +1,22 @@
+/** Public surface of the PKI module: v1 certificates, PEM keys, the CA pool and printers. */
+export { CertError, type CertErrorCode } from './errors';
+export {
+  NebulaCertificate,
+  type CertDetails,
+  PUBLIC_KEY_LEN,
+  marshalDetails,
+  marshalCertForHandshake,
+  certFromHandshake,
+  signCert,
+  unmarshalCert,
+  unmarshalCertFromPem,
+  unmarshalCertsFromPem,
+  toUnixSeconds,
+} from './cert';
+export { CAPool, loadCAPool, checkRootConstraints } from './ca-pool';
+export { validateHandshakeCert } from './handshake';
+export * from './pem';
+export * from './keys';
+export { certToText, certToJson, certToJsonValue } from './print';
+export { formatNet, goTimeString, goRfc3339 } from './format';
+export { isInlinePem, readPemValue, verifyPrivateKey, loadHostPki, type HostPki } from './load';

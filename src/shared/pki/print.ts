@@ -1,0 +1,63 @@
+/**
+ * `nebula-cert print` renderings of nebula 1.6.1: NebulaCertificate.String() and MarshalJSON(). JSON keys come out
+ * sorted (Go marshals a map) and strings get Go's HTML-safe escaping, so output is byte-identical to Go's.
+ */
+import type { NebulaCertificate } from './cert';
+import { formatNet, goRfc3339, goTimeString } from './format';
+
+function list(title: string, items: string[]): string {
+  if (items.length === 0) return `\t\t${title}: []\n`;
+  return `\t\t${title}: [\n${items.map((i) => `\t\t\t${i}\n`).join('')}\t\t]\n`;
+}
+
+/** The text block `nebula-cert print` writes (without the trailing newline it adds). */
+export function certToText(cert: NebulaCertificate): string {
+  const d = cert.details;
+  return (
+    'NebulaCertificate {\n' +
+    '\tDetails {\n' +
+    `\t\tName: ${d.name}\n` +
+    list('Ips', d.ips.map(formatNet)) +
+    list('Subnets', d.subnets.map(formatNet)) +
+    list('Groups', d.groups.map((g) => `"${g}"`)) +
+    `\t\tNot before: ${goTimeString(d.notBefore)}\n` +
+    `\t\tNot After: ${goTimeString(d.notAfter)}\n` +
+    `\t\tIs CA: ${d.isCA}\n` +
+    `\t\tIssuer: ${d.issuer}\n` +
+    `\t\tPublic key: ${d.publicKey.toString('hex')}\n` +
+    '\t}\n' +
+    `\tFingerprint: ${cert.fingerprint()}\n` +
+    `\tSignature: ${cert.signature.toString('hex')}\n` +
+    '}'
+  );
+}
+
+/** The JSON object of `nebula-cert print -json`, as a plain value (keys in Go's sorted order). */
+export function certToJsonValue(cert: NebulaCertificate): Record<string, unknown> {
+  const d = cert.details;
+  return {
+    details: {
+      groups: [...d.groups],
+      ips: d.ips.map(formatNet),
+      isCa: d.isCA,
+      issuer: d.issuer,
+      name: d.name,
+      notAfter: goRfc3339(d.notAfter),
+      notBefore: goRfc3339(d.notBefore),
+      publicKey: d.publicKey.toString('hex'),
+      subnets: d.subnets.map(formatNet),
+    },
+    fingerprint: cert.fingerprint(),
+    signature: cert.signature.toString('hex'),
+  };
+}
+
+/** Go's encoding/json escapes <, >, & and U+2028/U+2029 that JSON.stringify leaves alone. */
+function goJsonEscape(json: string): string {
+  return json.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** One line of `nebula-cert print -json` output (without the newline). */
+export function certToJson(cert: NebulaCertificate): string {
+  return goJsonEscape(JSON.stringify(certToJsonValue(cert)));
+}

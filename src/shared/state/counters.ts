@@ -1,0 +1,54 @@
+/**
+ * Per-routine counters in shared memory. Each routine writes only its own row (plain stores, one writer), the
+ * supervisor reads every row at scrape time: no IPC and no prom-client call on the packet path.
+ * Names follow Nebula's metric names (nebula-spec §9.2, §9.3) where Nebula has one.
+ */
+export const COUNTER_NAMES = [
+  // meta packets (messages.<d>.*, nebula-spec §9.2)
+  'messages.rx.handshake_ixpsk0',
+  'messages.tx.handshake_ixpsk0',
+  'messages.rx.recv_error',
+  'messages.tx.recv_error',
+  'messages.rx.lighthouse',
+  'messages.tx.lighthouse',
+  'messages.rx.test_request',
+  'messages.tx.test_request',
+  'messages.rx.test_response',
+  'messages.tx.test_response',
+  'messages.rx.close_tunnel',
+  'messages.tx.close_tunnel',
+  'messages.rx.other',
+  'messages.tx.other',
+  'messages.rx.invalid',
+  'messages.rx.message',
+  'messages.tx.message',
+  // replay window (network.packets.*)
+  'network.packets.duplicate',
+  'network.packets.out_of_window',
+  'network.packets.lost',
+  // firewall drops
+  'firewall.incoming.dropped.local_ip',
+  'firewall.incoming.dropped.remote_ip',
+  'firewall.incoming.dropped.no_rule',
+  'firewall.outgoing.dropped.local_ip',
+  'firewall.outgoing.dropped.remote_ip',
+  'firewall.outgoing.dropped.no_rule',
+  // nebula-ts data-path accounting (per routine: shows how flows spread over routines)
+  'routine.inside.rx_packets',
+  'routine.outside.tx_packets',
+  'routine.outside.rx_packets',
+  'routine.inside.tx_packets',
+  'routine.dropped.malformed',
+  'routine.dropped.decrypt_failed',
+  'routine.dropped.no_tunnel',
+  'routine.dropped.parked_overflow',
+] as const;
+
+export type CounterName = (typeof COUNTER_NAMES)[number];
+
+export const COUNTER_COUNT = COUNTER_NAMES.length;
+
+/** Index of each counter in a routine's row, resolved once (the packet path uses these numeric constants). */
+export const C: { readonly [K in CounterName]: number } = Object.freeze(
+  Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as { [K in CounterName]: number },
+);

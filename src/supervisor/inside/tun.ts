@@ -1,0 +1,72 @@
+/**
+ * The Linux tun Inside: one `/dev/net/tun` fd per routine, attached as queues of one IFF_MULTI_QUEUE device when
+ * there is more than one routine, configured from the cert (address, mask), `tun.mtu`, `tun.tx_queue`,
+ * `tun.routes` and `tun.unsafe_routes` (nebula-spec §8.2).
+ */
+import { closeTun, configureInterface, ipRoute, openTun, type TunDevice } from '../../shared/native/tun';
+import { formatIPv4, parseCidr } from '../../shared/util/ipv4';
+import type { NebulaConfig } from '../../shared/config';
+import type { Inside } from './inside';
+
+export class TunInside implements Inside {
+  readonly kind = 'tun' as const;
+  private readonly dev: TunDevice;
+
+  constructor(
+    private readonly cfg: NebulaConfig,
+    private readonly vpnIp: number,
+    private readonly vpnMask: number,
+    queues: number,
+  ) {
+    this.dev = openTun({ name: cfg.tun.dev, queues, multiQueue: queues > 1 });
+  }
+
+  get name(): string {
+    return this.dev.name;
+  }
+
+  queueFd(i: number): number {
+    return this.dev.fds[i] ?? -1;
+  }
+
+  async activate(): Promise<void> {
+    const tun = this.cfg.tun;
+    const routeMtus = [...tun.routes.map((r) => r.mtu), ...tun.unsafe_routes.map((r) => r.mtu)];
+    const deviceMtu = Math.max(tun.mtu, ...routeMtus);
+    configureInterface({
+      name: this.dev.name,
+      ip: this.vpnIp,
+      mask: this.vpnMask,
+      mtu: deviceMtu,
+      txQueueLen: tun.tx_queue,
+      disableIPv6: true,
+    });
+    const net = `${formatIPv4((this.vpnIp & this.vpnMask) >>> 0)}/${maskBits(this.vpnMask)}`;
+    if (deviceMtu !== tun.mtu) {
+      await ipRoute('replace', { cidr: net, dev: this.dev.name, mtu: tun.mtu, advmss: tun.mtu - 40, scope: 'link', src: formatIPv4(this.vpnIp) });
+    }
+    for (const r of tun.routes) {
+      await ipRoute('replace', { cidr: normalise(r.route), dev: this.dev.name, mtu: r.mtu, advmss: r.mtu - 40 });
+    }
+    for (const r of tun.unsafe_routes) {
+      await ipRoute('replace', { cidr: normalise(r.route), dev: this.dev.name, mtu: r.mtu, advmss: r.mtu - 40, metric: r.metric || undefined });
+    }
+  }
+
+  close(): void {
+    closeTun(this.dev);
+  }
+}
+
+function maskBits(mask: number): number {
+  let n = 0;
+  for (let m = mask >>> 0; m & 0x80000000; m = (m << 1) >>> 0) n++;
+  return n;
+}
+
+/** `ip route` wants the network address, not a host address with a prefix. */
+function normalise(cidr: string): string {
+  const net = parseCidr(cidr);
+  if (!net) return cidr;
+  return `${formatIPv4((net.ip & net.mask) >>> 0)}/${maskBits(net.mask)}`;
+}

@@ -1,0 +1,174 @@
+/**
+ * `nebula-ts -config FILE [-test] [-version]`: runs the supervisor in the foreground, like `nebula`.
+ * SIGHUP reloads; SIGINT/SIGTERM stop the routines first, then remove the device. Under pm2 it reports
+ * `ready` once every routine is serving (wait_ready).
+ */
+import { loadConfig, ConfigError } from '../shared/config';
+import { Logger } from '../shared/log';
+import { formatIPv4 } from '../shared/util/ipv4';
+import { ControlSocket } from './control-socket';
+import { SupervisorNode } from './node';
+import { C, COUNTER_NAMES } from '../shared/state/counters';
+
+export const VERSION = '0.1.0';
+
+interface Args {
+  config?: string;
+  test: boolean;
+  version: boolean;
+  help: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { test: false, version: false, help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const raw = argv[i]!;
+    const [flag, inline] = raw.replace(/^--?/, '').split('=', 2) as [string, string | undefined];
+    switch (flag) {
+      case 'config':
+        args.config = inline ?? argv[++i];
+        break;
+      case 'test':
+        args.test = true;
+        break;
+      case 'version':
+        args.version = true;
+        break;
+      case 'h':
+      case 'help':
+        args.help = true;
+        break;
+      default:
+        throw new Error(`flag provided but not defined: ${raw}`);
+    }
+  }
+  return args;
+}
+
+const USAGE = `Usage of nebula-ts:
+  -config string
+    \tPath to either a file or a directory to load configuration from
+  -test
+    \tTest the config and print the end result. Non zero exit indicates a faulty config
+  -version
+    \tPrint version
+`;
+
+async function main(): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (args.version) {
+    process.stdout.write(`Version: ${VERSION}\n`);
+    return 0;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (!args.config) {
+    process.stderr.write(`-config flag must be set\n${USAGE}`);
+    return 1;
+  }
+  if (args.test) {
+    try {
+      const loaded = loadConfig(args.config);
+      const log = new Logger({ level: 'info' });
+      for (const w of loaded.warnings) log.log(w.level, w.msg, w.fields);
+      process.stdout.write(JSON.stringify(loaded.config, null, 2) + '\n');
+      return 0;
+    } catch (err) {
+      process.stderr.write(`${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
+      return 1;
+    }
+  }
+
+  const log = new Logger({ level: 'info' });
+  let node: SupervisorNode;
+  try {
+    node = new SupervisorNode(args.config, log);
+  } catch (err) {
+    log.error('Failed to start', { error: err instanceof Error ? err.message : String(err) });
+    return 1;
+  }
+
+  let stopping = false;
+  const control = new ControlSocket(
+    node.cfg.control.socket,
+    (req) => {
+      switch (req.cmd) {
+        case 'reload':
+          return node.reload();
+        case 'status':
+          return status(node);
+        default:
+          return { ok: false, error: `unknown command ${req.cmd}` };
+      }
+    },
+    log,
+  );
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info('Caught signal, shutting down', { signal });
+    control.close();
+    await node.stop();
+    log.info('Goodbye');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('interrupt'));
+  process.on('SIGTERM', () => void shutdown('terminated'));
+  process.on('SIGHUP', () => {
+    log.info('Caught HUP, reloading config');
+    node.reload();
+  });
+
+  try {
+    await node.start();
+    await control.listen();
+  } catch (err) {
+    log.error('Failed to start', { error: err instanceof Error ? err.message : String(err) });
+    await node.stop().catch(() => undefined);
+    control.close();
+    return 1;
+  }
+  process.send?.('ready');
+  return -1; // keep running
+}
+
+function status(node: SupervisorNode): unknown {
+  const tunnels = [...node.hostmap.hosts()].map((h) => ({
+    vpnIp: formatIPv4(h.vpnIp),
+    name: h.cert.details.name,
+    localIndex: h.localIndex,
+    remoteIndex: h.remoteIndex,
+    remote: `${formatIPv4(h.remoteIp)}:${h.remotePort}`,
+  }));
+  const perRoutine = node.routines.pids().map((pid, i) => ({
+    routine: i,
+    pid,
+    restarts: node.routines.restarts(i),
+    insideRx: node.routineCounter(i, C['routine.inside.rx_packets']),
+    outsideTx: node.routineCounter(i, C['routine.outside.tx_packets']),
+    outsideRx: node.routineCounter(i, C['routine.outside.rx_packets']),
+    insideTx: node.routineCounter(i, C['routine.inside.tx_packets']),
+  }));
+  const counters: Record<string, number> = {};
+  for (const name of COUNTER_NAMES) counters[name] = node.counterTotal(C[name], name);
+  for (const [name, value] of node.counters.entries()) if (!(name in counters)) counters[name] = value;
+  return { ok: true, vpnIp: formatIPv4(node.vpnIp), interface: node.insideName, listenPort: node.listenPort, tunnels, routines: perRoutine, counters };
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`nebula-ts: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
