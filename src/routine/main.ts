@@ -17,7 +17,8 @@ const INSIDE_FD = 4;
 const REGION_FD = 5;
 
 function send(msg: RoutineToSupervisor): void {
-  if (process.connected) process.send!(msg);
+  // With a callback a send that races the channel closing reports EPIPE here instead of as an 'error' event.
+  if (process.connected) process.send!(msg, undefined, {}, () => undefined);
 }
 
 function start(setup: RoutineSetup, capacities: RegionCapacities): void {
