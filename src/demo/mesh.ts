@@ -22,6 +22,11 @@ export interface MeshNodeSpec {
   routines?: number;
   /** Merged over the generated config (e.g. a firewall, tun.disabled). */
   config?: Record<string, unknown>;
+  /**
+   * Names of the nodes listed in this node's static_host_map (default: every other node). A node left out is
+   * unknown to this one until it handshakes in, so this node cannot be the initiator towards it.
+   */
+  staticHosts?: string[];
 }
 
 export interface MeshNode extends MeshNodeSpec {
@@ -124,7 +129,10 @@ export class Mesh {
 
   writeConfig(n: MeshNode): void {
     const staticHostMap: Record<string, string[]> = {};
-    for (const other of this.nodes.values()) if (other !== n) staticHostMap[other.overlayIp] = [`${other.underlayIp}:${PORT}`];
+    for (const other of this.nodes.values()) {
+      if (other === n || (n.staticHosts && !n.staticHosts.includes(other.name))) continue;
+      staticHostMap[other.overlayIp] = [`${other.underlayIp}:${PORT}`];
+    }
     const base: Record<string, unknown> = {
       pki: { ca: this.ca.caPath, cert: path.join(n.dir, `${n.name}.crt`), key: path.join(n.dir, `${n.name}.key`) },
       static_host_map: staticHostMap,
@@ -224,16 +232,16 @@ export class Mesh {
   }
 
   /** Pings `to` (an overlay IP) from node `from`; resolves with the number of replies. */
-  async ping(from: string, to: string, count = 3, waitSeconds = 2): Promise<number> {
-    try {
-      const out = await this.exec(from, 'ping', ['-c', String(count), '-W', String(waitSeconds), '-i', '0.2', to], 60_000);
-      const m = /(\d+) received/.exec(out);
-      return m ? Number(m[1]) : 0;
-    } catch (err) {
-      const m = /(\d+) received/.exec(String(err));
-      if (!m) throw err; // ping itself failed (not installed, bad address): not a "0 replies" answer
-      return Number(m[1]);
-    }
+  ping(from: string, to: string, count = 3, waitSeconds = 2): Promise<number> {
+    const args = ['netns', 'exec', this.node(from).ns, 'ping', '-c', String(count), '-W', String(waitSeconds), '-i', '0.2', to];
+    return new Promise((resolve, reject) => {
+      // ping exits 1 when nothing answered: that is a count of 0, not an error. Anything without a summary line is.
+      execFile('ip', args, { timeout: 60_000 }, (err, stdout, stderr) => {
+        const m = /(\d+) received/.exec(String(stdout));
+        if (m) resolve(Number(m[1]));
+        else reject(new Error(`ping ${to} from ${from} failed: ${String(stderr).trim() || err?.message}`));
+      });
+    });
   }
 
   /** Pings until one reply arrives (the first packets wait for the handshake) or `timeoutMs` passes. */

@@ -8,7 +8,6 @@
  */
 type Koffi = typeof import('koffi', { with: { 'resolution-mode': 'import' } }).default;
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const koffi = require('koffi') as Koffi;
 
 export default koffi;

@@ -19,7 +19,7 @@ import {
   type ProtoField,
 } from '../protobuf';
 import type { IPv4Net } from '../util/ipv4';
-import { CertError, malformed } from './errors';
+import { malformed } from './errors';
 import { ed25519Sign, ed25519Verify } from './keys';
 import { CERT_BANNER, pemDecodeExpect, pemEncode } from './pem';
 
@@ -293,4 +293,3 @@ export function unmarshalCertsFromPem(text: string): NebulaCertificate[] {
   return out;
 }
 
-export { CertError };
