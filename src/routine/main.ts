@@ -23,23 +23,31 @@ function send(msg: RoutineToSupervisor): void {
 
 function start(setup: RoutineSetup, capacities: RegionCapacities): void {
   const wakeFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const wake = Buffer.alloc(8);
+  wake.writeBigUInt64LE(1n);
   setNonBlocking(UDP_FD, true);
   const insideFd = setup.insideKind === 'disabled' ? -1 : INSIDE_FD;
   if (insideFd >= 0) setNonBlocking(insideFd, true);
   const init: DatapathInit = { udpFd: UDP_FD, insideFd, wakeFd, regionFd: REGION_FD, capacities, setup };
   const worker = new Worker(path.join(__dirname, 'datapath.js'), { workerData: init });
-  const wake = Buffer.alloc(8);
-  wake.writeBigUInt64LE(1n);
+
+  // A worker asleep in poll() holds up process.exit() until poll returns: ring it first, so we leave at once.
+  const exit = (code: number): never => {
+    writeFd(wakeFd, wake, 8);
+    process.exit(code);
+  };
+  process.removeAllListeners('disconnect');
+  process.on('disconnect', () => exit(0));
+  process.removeAllListeners('SIGTERM');
+  process.on('SIGTERM', () => exit(0));
 
   worker.on('message', (msg: RoutineToSupervisor | { type: 'stopped' }) => {
-    if (msg.type === 'stopped') {
-      process.exit(0);
-    }
-    send(msg);
+    if (msg.type === 'stopped') exit(0);
+    else send(msg);
   });
   worker.on('error', (err) => {
     send({ type: 'log', level: 'error', msg: 'Routine data path failed', fields: { routine: setup.routine, error: String(err?.stack ?? err) } });
-    process.exit(70);
+    exit(70);
   });
   worker.on('exit', (code) => process.exit(code));
 
