@@ -77,7 +77,8 @@ async function main(): Promise<number> {
   if (args.test) {
     try {
       const loaded = loadConfig(args.config);
-      const log = new Logger({ level: 'info' });
+      // Warnings to stderr, so stdout is exactly the effective config (parseable by scripts).
+      const log = new Logger({ level: 'info', write: (line) => process.stderr.write(line + '\n') });
       for (const w of loaded.warnings) log.log(w.level, w.msg, w.fields);
       process.stdout.write(JSON.stringify(loaded.config, null, 2) + '\n');
       return 0;
