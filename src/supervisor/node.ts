@@ -14,7 +14,7 @@ import { close as closeFd } from '../shared/native/libc';
 import { createUdpSocket, localPort, sendTo } from '../shared/native/udp';
 import { createRegion, type Region } from '../shared/shm/region';
 import { computeLayout, stampHeader, viewsOver, type RegionViews, type RegionCapacities } from '../shared/state/layout';
-import { formatIPv4, parseIPv4, parseCidr } from '../shared/util/ipv4';
+import { formatCidr, formatIPv4, parseIPv4, parseCidr } from '../shared/util/ipv4';
 import type { Logger, LogLevel } from '../shared/log';
 import type { FirewallUpdate, MetaPacket, PeerIdentity, RoutineSetup, RoutineToSupervisor, TunnelInstall } from '../shared/ipc/messages';
 import { ConnectionManager } from './connection-manager';
@@ -154,7 +154,7 @@ export class SupervisorNode {
     this.connections.start();
     this.log.info('Nebula interface is active', {
       interface: this.inside.name,
-      network: `${formatIPv4(this.vpnIp)}/${maskBits(this.vpnMask)}`,
+      network: formatCidr({ ip: this.vpnIp, mask: this.vpnMask }),
       build: 'nebula-ts',
       udpAddr: `${cfg.listen.host}:${this.listenPort}`,
       routines,
@@ -464,9 +464,4 @@ function nextPow2(n: number): number {
   return p;
 }
 
-function maskBits(mask: number): number {
-  let n = 0;
-  for (let m = mask >>> 0; m & 0x80000000; m = (m << 1) >>> 0) n++;
-  return n;
-}
 

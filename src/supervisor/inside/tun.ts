@@ -4,7 +4,7 @@
  * `tun.routes` and `tun.unsafe_routes` (nebula-spec §8.2).
  */
 import { closeTun, configureInterface, ipRoute, openTun, type TunDevice } from '../../shared/native/tun';
-import { formatIPv4, parseCidr } from '../../shared/util/ipv4';
+import { formatCidr, formatIPv4, parseCidr } from '../../shared/util/ipv4';
 import type { NebulaConfig } from '../../shared/config';
 import type { Inside } from './inside';
 
@@ -41,7 +41,7 @@ export class TunInside implements Inside {
       txQueueLen: tun.tx_queue,
       disableIPv6: true,
     });
-    const net = `${formatIPv4((this.vpnIp & this.vpnMask) >>> 0)}/${maskBits(this.vpnMask)}`;
+    const net = formatCidr({ ip: (this.vpnIp & this.vpnMask) >>> 0, mask: this.vpnMask });
     if (deviceMtu !== tun.mtu) {
       await ipRoute('replace', { cidr: net, dev: this.dev.name, mtu: tun.mtu, advmss: tun.mtu - 40, scope: 'link', src: formatIPv4(this.vpnIp) });
     }
@@ -58,15 +58,10 @@ export class TunInside implements Inside {
   }
 }
 
-function maskBits(mask: number): number {
-  let n = 0;
-  for (let m = mask >>> 0; m & 0x80000000; m = (m << 1) >>> 0) n++;
-  return n;
-}
 
 /** `ip route` wants the network address, not a host address with a prefix. */
 function normalise(cidr: string): string {
   const net = parseCidr(cidr);
   if (!net) return cidr;
-  return `${formatIPv4((net.ip & net.mask) >>> 0)}/${maskBits(net.mask)}`;
+  return formatCidr({ ip: (net.ip & net.mask) >>> 0, mask: net.mask });
 }
