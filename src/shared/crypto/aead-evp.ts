@@ -3,9 +3,10 @@
  * cipher context and key schedule are set up once and reused for every packet (platform-notes §8).
  *
  * Per packet: Init(iv only), SET_TAG (decrypt), Update(AD), Update(data), Final, GET_TAG (encrypt) — 5 koffi calls.
- * Buffers are addressed as `koffi.address(buf) + offset` (BigInt) so no view objects are created; all lengths and
- * offsets are bounds-checked first because native code would otherwise write past the caller's Buffer. The caller
- * owns the Buffers and keeps them referenced across the call (the data path's reusable packet Buffers do).
+ * Buffers are addressed as numbers: a Buffer's address (looked up once, then cached: a backing store never moves)
+ * plus an offset, so a packet allocates nothing (no view objects, no BigInt sums). All lengths and offsets are
+ * bounds-checked first because native code would otherwise write past the caller's Buffer. The caller owns the
+ * Buffers and keeps them referenced across the call (the data path's reusable packet Buffers do).
  */
 import { evpBindings, EvpBindings, EVP_CTRL_AEAD_GET_TAG, EVP_CTRL_AEAD_SET_TAG, NativePtr } from './evp';
 import { CipherName, CryptoError, KEY_LEN, PacketCipher, TAG_LEN } from './types';
@@ -13,6 +14,18 @@ import { writeNonce } from './nonce';
 
 // Contexts leaked by an undisposed cipher are freed when it is garbage-collected.
 const finalizer = new FinalizationRegistry<{ evp: EvpBindings; ctx: NativePtr }>(({ evp, ctx }) => evp.ctxFree(ctx));
+
+const addresses = new WeakMap<Buffer, number>();
+
+/** The address of a Buffer's first byte as a number, cached per Buffer. */
+function addressOf(evp: EvpBindings, buf: Buffer): number {
+  let a = addresses.get(buf);
+  if (a === undefined) {
+    a = Number(evp.address(buf));
+    addresses.set(buf, a);
+  }
+  return a;
+}
 
 function checkRange(buf: Buffer, offset: number, len: number, what: string): void {
   // `>>> 0 !== x` rejects negatives, fractions and NaN in one cheap test.
@@ -28,8 +41,8 @@ export class EvpPacketCipher implements PacketCipher {
   // Scratch memory in its own ArrayBuffer (whose backing store never moves), addressed once:
   // nonce at 0 (12 bytes), the `int *outl` out-parameter at 16.
   private readonly scratch = Buffer.from(new ArrayBuffer(32));
-  private readonly noncePtr: NativePtr;
-  private readonly outlPtr: NativePtr;
+  private readonly noncePtr: number;
+  private readonly outlPtr: number;
   // One context per direction, created on first use and keyed once.
   private encCtx: NativePtr = 0n;
   private decCtx: NativePtr = 0n;
@@ -46,8 +59,8 @@ export class EvpPacketCipher implements PacketCipher {
     this.evp = b;
     this.key = Buffer.from(new ArrayBuffer(KEY_LEN));
     key.copy(this.key);
-    this.noncePtr = b.address(this.scratch);
-    this.outlPtr = this.noncePtr + 16n;
+    this.noncePtr = Number(b.address(this.scratch));
+    this.outlPtr = this.noncePtr + 16;
   }
 
   private newContext(encrypt: boolean): NativePtr {
@@ -84,12 +97,11 @@ export class EvpPacketCipher implements PacketCipher {
     if (ctx === 0n) ctx = this.encCtx = this.newContext(true);
     const evp = this.evp;
     writeNonce(this.scratch, this.cipher, counter);
-    const dstBase = evp.address(dst);
-    const out = dstBase + BigInt(dstOffset);
-    const adPtr = (ad === dst ? dstBase : evp.address(ad)) + BigInt(adOffset);
-    const srcPtr = (src === dst ? dstBase : evp.address(src)) + BigInt(srcOffset);
+    const out = addressOf(evp, dst) + dstOffset;
+    const adPtr = addressOf(evp, ad) + adOffset;
+    const srcPtr = addressOf(evp, src) + srcOffset;
     const outl = this.outlPtr;
-    const tagPtr = out + BigInt(len);
+    const tagPtr = out + len;
     if (
       evp.encryptInit(ctx, null, null, null, this.noncePtr) !== 1 ||
       evp.encryptUpdate(ctx, null, outl, adPtr, adLen) !== 1 ||
@@ -122,19 +134,18 @@ export class EvpPacketCipher implements PacketCipher {
     if (ctx === 0n) ctx = this.decCtx = this.newContext(false);
     const evp = this.evp;
     writeNonce(this.scratch, this.cipher, counter);
-    const dstBase = evp.address(dst);
-    const out = dstBase + BigInt(dstOffset);
-    const adPtr = (ad === dst ? dstBase : evp.address(ad)) + BigInt(adOffset);
-    const srcPtr = (src === dst ? dstBase : evp.address(src)) + BigInt(srcOffset);
+    const out = addressOf(evp, dst) + dstOffset;
+    const adPtr = addressOf(evp, ad) + adOffset;
+    const srcPtr = addressOf(evp, src) + srcOffset;
     const outl = this.outlPtr;
     // The tag is copied into the context by SET_TAG before any plaintext is written, so an in-place decrypt that
     // overwrites the tag bytes is still verified correctly.
     if (
       evp.decryptInit(ctx, null, null, null, this.noncePtr) !== 1 ||
-      evp.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, srcPtr + BigInt(ptLen)) !== 1 ||
+      evp.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, srcPtr + ptLen) !== 1 ||
       evp.decryptUpdate(ctx, null, outl, adPtr, adLen) !== 1 ||
       evp.decryptUpdate(ctx, out, outl, srcPtr, ptLen) !== 1 ||
-      evp.decryptFinal(ctx, out + BigInt(ptLen), outl) <= 0
+      evp.decryptFinal(ctx, out + ptLen, outl) <= 0
     ) {
       return -1;
     }
