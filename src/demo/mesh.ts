@@ -27,6 +27,11 @@ export interface MeshNodeSpec {
    * unknown to this one until it handshakes in, so this node cannot be the initiator towards it.
    */
   staticHosts?: string[];
+  /**
+   * Put in front of the node's command inside its namespace, e.g. `['setpriv', '--reuid=nobody', ...]` to run it
+   * unprivileged. The wrapper must exec the command (so the node's pid is the started process's pid).
+   */
+  commandPrefix?: string[];
 }
 
 export interface MeshNode extends MeshNodeSpec {
@@ -163,7 +168,7 @@ export class Mesh {
       n.kind === 'ts'
         ? [process.execPath, path.join(this.opts.projectRoot, 'dist', 'supervisor', 'main.js'), '-config', n.configPath]
         : ['nebula', '-config', n.configPath];
-    const child = spawn('ip', ['netns', 'exec', n.ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', n.ns, ...(n.commandPrefix ?? []), ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
     n.process = child;
     const onLine = (line: string): void => {
       n.output.push(line);

@@ -24,6 +24,7 @@ import { HostMap, type HostInfo } from './hostmap';
 import { DisabledInside } from './inside/disabled';
 import type { Inside } from './inside/inside';
 import { TunInside } from './inside/tun';
+import { UserspaceInside } from './inside/userspace';
 import { RoutinePool } from './routines';
 
 export interface ReloadResult {
@@ -110,7 +111,11 @@ export class SupervisorNode {
     stampHeader(this.views);
     this.hostmap = new HostMap(this.views.tunnels, layout.tunnels);
 
-    this.inside = cfg.tun.disabled ? new DisabledInside() : new TunInside(cfg, this.vpnIp, this.vpnMask, routines);
+    this.inside = cfg.tun.disabled
+      ? new DisabledInside()
+      : cfg.tun.userspace !== ''
+        ? new UserspaceInside(cfg.tun.userspace, this.vpnIp, cfg.tun.mtu, routines, this.log)
+        : new TunInside(cfg, this.vpnIp, this.vpnMask, routines);
     this.createSockets(cfg, routines);
 
     this.handshakes = new HandshakeManager({

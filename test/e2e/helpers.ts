@@ -76,6 +76,16 @@ export async function waitForStatus(mesh: Mesh, name: string, pred: (s: NodeStat
   }
 }
 
+/** Polls `pred` every 50 ms until it holds or `timeoutMs` passes; resolves with its last value. */
+export async function waitUntil(pred: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
+
 /** Lines of a node's output (from index `from`) matching `re`. */
 export function linesMatching(mesh: Mesh, name: string, re: RegExp, from = 0): string[] {
   return mesh.node(name).output.slice(from).filter((l) => re.test(l));

@@ -26,6 +26,7 @@ const RESTART_KEYS: readonly string[] = [
   'tun.mtu',
   'tun.routes',
   'tun.unsafe_routes',
+  'tun.userspace',
   'stats.type',
   'stats.interval',
   'stats.prefix',

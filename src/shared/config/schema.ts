@@ -1,6 +1,6 @@
 /**
  * The zod schema for every key Nebula 1.6.1 reads (nebula-spec §10.2, §7.1, §9.1, §5), with Nebula's code defaults,
- * plus the nebula-ts extensions (control.socket, firewall.conntrack.max_entries, tunnels.max).
+ * plus the nebula-ts extensions (control.socket, firewall.conntrack.max_entries, tunnels.max, tun.userspace).
  *
  * The schema converts and checks each key on its own. Rules that need several keys (routines, legacy fallbacks,
  * lighthouse.hosts vs static_host_map, stats/sshd requirements) live in validate.ts.
@@ -215,6 +215,11 @@ export const configSchema = section({
     ),
     /** Deprecated (see validate.ts). */
     routines: optInt(),
+    /**
+     * nebula-ts extension: path of a unix socket offering the userspace inside's packet fds ('' = off, use a tun).
+     * Lets a program exchange raw IP packets with the node without root (DESIGN.md "Inside").
+     */
+    userspace: str(''),
   }),
   logging: section({
     level: scalar(toLogLevel, (): LogLevel => 'info'),

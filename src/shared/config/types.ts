@@ -89,6 +89,8 @@ export interface TunConfig {
   mtu: number;
   routes: TunRoute[];
   unsafe_routes: UnsafeRoute[];
+  /** nebula-ts extension: unix socket path of the userspace inside; '' = off (a tun device, unless disabled). */
+  userspace: string;
 }
 
 export interface LoggingConfig {
