@@ -184,7 +184,20 @@ export class Mesh {
       });
     }
     await this.waitForOutput(name, /Nebula interface is active/, timeoutMs);
+    // Go nebula 1.6.1 logs that line before it configures the device: also wait for the address to be there.
+    const tun = (n.config?.tun ?? {}) as { disabled?: boolean; userspace?: string };
+    if (!tun.disabled && !tun.userspace) await this.waitForAddress(n, Date.now() + timeoutMs);
     return n;
+  }
+
+  private async waitForAddress(n: MeshNode, deadline: number): Promise<void> {
+    for (;;) {
+      const out = await sh('ip', ['-n', n.ns, '-4', 'addr', 'show', 'dev', 'nebula1']).catch(() => '');
+      if (out.includes(`inet ${n.overlayIp}/`)) return;
+      // No event tells us when another program has configured its device; poll briefly.
+      if (Date.now() > deadline) throw new Error(`${n.name}: ${n.overlayIp} never appeared on nebula1`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** Resolves when a line matching `re` appears in the node's output (already seen lines count too). */
