@@ -161,14 +161,19 @@ export class HandshakeManager {
     const env = this.env;
     const noiseMsg = data.subarray(HEADER_LEN);
     const noise = createResponder({ cipher: env.cipher, staticPrivate: env.privateKey });
-    let details;
+    let payload: Buffer;
     let peerStatic: Buffer;
     try {
-      const read = noise.readMessage1(noiseMsg);
-      peerStatic = read.peerStatic;
-      details = decodeHandshake(read.payload).details;
+      ({ payload, peerStatic } = noise.readMessage1(noiseMsg));
     } catch (err) {
       env.log.error('Failed to call noise.ReadMessage', { udpAddr: addr(from), error: errText(err), handshake: { stage: 1, style: 'ix_psk0' } });
+      return;
+    }
+    let details;
+    try {
+      details = decodeHandshake(payload).details;
+    } catch (err) {
+      env.log.error('Failed unmarshal handshake message', { udpAddr: addr(from), error: errText(err), handshake: { stage: 1, style: 'ix_psk0' } });
       return;
     }
     if (!details) {
@@ -271,20 +276,27 @@ export class HandshakeManager {
       if (done) env.log.debug('Handshake is already complete', { vpnIp: formatIPv4(done.vpnIp), udpAddr: addr(from) });
       return;
     }
-    let details;
+    let payload: Buffer;
     let peerStatic: Buffer;
     try {
-      const read = p.noise.readMessage2(data.subarray(HEADER_LEN));
-      peerStatic = read.peerStatic;
-      details = decodeHandshake(read.payload).details;
+      ({ payload, peerStatic } = p.noise.readMessage2(data.subarray(HEADER_LEN)));
     } catch (err) {
       // Unauthenticated garbage must not cost us the handshake: the Noise state was rolled back, keep waiting.
       env.log.error('Failed to call noise.ReadMessage', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from), error: errText(err), handshake: { stage: 2, style: 'ix_psk0' } });
       return;
     }
+    let details;
+    try {
+      details = decodeHandshake(payload).details;
+    } catch (err) {
+      // Authenticated by Noise, so it really came from the peer: its handshake is broken, give up on this one.
+      env.log.error('Failed unmarshal handshake message', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from), error: errText(err), handshake: { stage: 2, style: 'ix_psk0' } });
+      this.drop(p);
+      return;
+    }
     if (!details) {
       env.log.error('Message did not contain handshake details', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from) });
-      this.restart(p);
+      this.drop(p);
       return;
     }
     let cert: NebulaCertificate;
@@ -292,7 +304,7 @@ export class HandshakeManager {
       cert = validateHandshakeCert(details.cert, peerStatic, env.caPool());
     } catch (err) {
       env.log.info('Invalid certificate from host', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from), error: errText(err), handshake: { stage: 2, style: 'ix_psk0' } });
-      this.restart(p);
+      this.drop(p);
       return;
     }
     const fields = {
@@ -307,7 +319,7 @@ export class HandshakeManager {
     };
     if (cert.vpnIp !== p.vpnIp) {
       env.log.info('Incorrect host responded to handshake', { ...fields, certVpnIp: formatIPv4(cert.vpnIp ?? 0) });
-      this.restart(p);
+      this.drop(p);
       return;
     }
     const keys = p.noise.split();
@@ -330,11 +342,6 @@ export class HandshakeManager {
     env.log.info('Handshake message received', { ...fields, durationNs: duration, sentCachedPackets: 0 });
   }
 
-  /** Drops a failed pending handshake and begins a fresh one (new index, new ephemeral key). */
-  private restart(p: Pending): void {
-    this.drop(p);
-    setImmediate(() => this.start(p.vpnIp));
-  }
 }
 
 function errText(err: unknown): string {

@@ -16,17 +16,19 @@ const IP = { t1: '192.168.100.1', t2: '192.168.100.2', g1: '192.168.100.3', g2: 
 const TRANSFER_BYTES = 20 * 1024 * 1024;
 
 /** A handshake log line of either implementation (ts writes handshake="{\"stage\":1,..}", Go "map[stage:1 ..]"). */
+function handshakeRe(msg: 'Handshake message sent' | 'Handshake message received', stage: 1 | 2, peerIp: string): RegExp {
+  return new RegExp(`^(?=.*msg="${msg}")(?=.*stage(\\\\?":|:)${stage}\\b)(?=.*\\bvpnIp=${peerIp.replace(/\./g, '\\.')}(\\s|$))`);
+}
+
 function handshakeLines(mesh: Mesh, node: string, msg: 'Handshake message sent' | 'Handshake message received', stage: 1 | 2, peerIp: string): string[] {
-  const stageRe = new RegExp(`stage(\\\\?":|:)${stage}\\b`);
-  const peerRe = new RegExp(`\\bvpnIp=${peerIp.replace(/\./g, '\\.')}(\\s|$)`);
-  return linesMatching(mesh, node, new RegExp(`msg="${msg}"`)).filter((l) => stageRe.test(l) && peerRe.test(l));
+  return linesMatching(mesh, node, handshakeRe(msg, stage, peerIp));
 }
 
 async function assertInitiator(t: Test, mesh: Mesh, initiator: string, responder: string): Promise<void> {
   const [iIp, rIp] = [IP[initiator as keyof typeof IP], IP[responder as keyof typeof IP]];
   // The initiator's last word on the handshake is receiving stage 2; wait for it rather than sleeping.
-  await mesh.waitForOutput(initiator, new RegExp(`msg="Handshake message received".*stage(\\\\?":|:)2\\b.*`), 15_000);
-  await mesh.waitForOutput(responder, /msg="Handshake message sent"/, 5_000);
+  await mesh.waitForOutput(initiator, handshakeRe('Handshake message received', 2, rIp), 15_000);
+  await mesh.waitForOutput(responder, handshakeRe('Handshake message sent', 2, iIp), 5_000);
   t.ok(handshakeLines(mesh, initiator, 'Handshake message sent', 1, rIp).length > 0, `${initiator} sent stage 1 to ${responder}`);
   t.ok(handshakeLines(mesh, initiator, 'Handshake message received', 2, rIp).length > 0, `${initiator} received stage 2 from ${responder}`);
   t.ok(handshakeLines(mesh, responder, 'Handshake message received', 1, iIp).length > 0, `${responder} received stage 1 from ${initiator}`);
