@@ -29,7 +29,7 @@ import {
   TYPE_TEST,
   writeHeader,
 } from '../shared/protocol/header';
-import { REPLAY_DUPLICATE, replayCheck, replayUpdate } from '../shared/protocol/replay-window';
+import { REPLAY_DUPLICATE, REPLAY_WINDOW, replayCheck, replayCurrent, replayUpdate } from '../shared/protocol/replay-window';
 import type { FirewallUpdate, PeerIdentity, RoutineSetup, SupervisorToRoutine, RoutineToSupervisor, MetaPacket } from '../shared/ipc/messages';
 import { C, COUNTER_COUNT } from '../shared/state/counters';
 import { ConntrackTable } from '../shared/state/conntrack';
@@ -277,9 +277,13 @@ function handleOutside(len: number): void {
   const w = t.slot * TUNNEL_SLOT_WORDS;
   let lock = lockSlot(t.slot);
   const fresh = replayCheck(slots, w + TS_REPLAY, counter);
+  const current = fresh ? 0 : replayCurrent(slots, w + TS_REPLAY);
   unlockSlot(lock);
   if (!fresh) {
-    counters[cbase + C['network.packets.duplicate']]++;
+    // Too late (a whole window behind) is not a replay: with several sender routines sharing one counter, a
+    // routine descheduled between taking a counter and sending can be that late.
+    const late = counter + REPLAY_WINDOW <= current;
+    counters[cbase + (late ? C['network.packets.out_of_window'] : C['network.packets.duplicate'])]++;
     sendRecvError(localIndex, fromIp);
     return;
   }

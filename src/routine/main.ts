@@ -31,8 +31,12 @@ function start(setup: RoutineSetup, capacities: RegionCapacities): void {
   const init: DatapathInit = { udpFd: UDP_FD, insideFd, wakeFd, regionFd: REGION_FD, capacities, setup };
   const worker = new Worker(path.join(__dirname, 'datapath.js'), { workerData: init });
 
-  // A worker asleep in poll() holds up process.exit() until poll returns: ring it first, so we leave at once.
+  // A worker asleep in poll() holds up process.exit() until poll returns: ring it, so we leave at once. Ask the
+  // worker to terminate first (terminate() stops its isolate at its next JS step, synchronously): ringing alone
+  // races, as the worker could take the ring, go back into poll() and sleep a whole timeout before process.exit()
+  // gets to stop it.
   const exit = (code: number): never => {
+    void worker.terminate();
     writeFd(wakeFd, wake, 8);
     process.exit(code);
   };
