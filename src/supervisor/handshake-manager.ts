@@ -24,9 +24,8 @@ export interface Endpoint {
 export interface HandshakeEnv {
   log: Logger;
   cipher: CipherName;
-  cert: NebulaCertificate;
-  privateKey: Buffer;
-  caPool: () => CAPool;
+  /** The current PKI: read at every handshake, so a reloaded cert/key/CA pool applies to new tunnels. */
+  pki: () => { cert: NebulaCertificate; privateKey: Buffer; caPool: CAPool };
   vpnIp: number;
   hostmap: HostMap;
   tryIntervalMs: number;
@@ -80,9 +79,10 @@ export class HandshakeManager {
     const env = this.env;
     if (vpnIp === env.vpnIp || env.hostmap.get(vpnIp) || this.pendingByVpn.has(vpnIp)) return;
     const localIndex = env.hostmap.allocateIndex();
-    const noise = createInitiator({ cipher: env.cipher, staticPrivate: env.privateKey });
+    const pki = env.pki();
+    const noise = createInitiator({ cipher: env.cipher, staticPrivate: pki.privateKey });
     const payload = encodeHandshake({
-      details: { cert: marshalCertForHandshake(env.cert), initiatorIndex: localIndex, responderIndex: 0, cookie: 0n, time: nowNanos() },
+      details: { cert: marshalCertForHandshake(pki.cert), initiatorIndex: localIndex, responderIndex: 0, cookie: 0n, time: nowNanos() },
     });
     const msg = noise.writeMessage1(payload);
     const packet = Buffer.alloc(HEADER_LEN + msg.length);
@@ -160,7 +160,8 @@ export class HandshakeManager {
   private respond(data: Buffer, from: Endpoint): void {
     const env = this.env;
     const noiseMsg = data.subarray(HEADER_LEN);
-    const noise = createResponder({ cipher: env.cipher, staticPrivate: env.privateKey });
+    const pki = env.pki();
+    const noise = createResponder({ cipher: env.cipher, staticPrivate: pki.privateKey });
     let payload: Buffer;
     let peerStatic: Buffer;
     try {
@@ -182,7 +183,7 @@ export class HandshakeManager {
     }
     let cert: NebulaCertificate;
     try {
-      cert = validateHandshakeCert(details.cert, peerStatic, env.caPool());
+      cert = validateHandshakeCert(details.cert, peerStatic, pki.caPool);
     } catch (err) {
       env.log.info('Invalid certificate from host', { udpAddr: addr(from), error: errText(err), handshake: { stage: 1, style: 'ix_psk0' } });
       return;
@@ -228,7 +229,7 @@ export class HandshakeManager {
     const localIndex = env.hostmap.allocateIndex();
     const replyPayload = encodeHandshake({
       details: {
-        cert: marshalCertForHandshake(env.cert),
+        cert: marshalCertForHandshake(pki.cert),
         initiatorIndex: details.initiatorIndex,
         responderIndex: localIndex,
         cookie: 0n,
@@ -301,7 +302,7 @@ export class HandshakeManager {
     }
     let cert: NebulaCertificate;
     try {
-      cert = validateHandshakeCert(details.cert, peerStatic, env.caPool());
+      cert = validateHandshakeCert(details.cert, peerStatic, env.pki().caPool);
     } catch (err) {
       env.log.info('Invalid certificate from host', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from), error: errText(err), handshake: { stage: 2, style: 'ix_psk0' } });
       this.drop(p);

@@ -121,9 +121,7 @@ export class SupervisorNode {
     this.handshakes = new HandshakeManager({
       log: this.log,
       cipher: cfg.cipher,
-      cert: this.pki.cert,
-      privateKey: this.pki.privateKey,
-      caPool: () => this.pki.caPool,
+      pki: () => this.pki,
       vpnIp: this.vpnIp,
       hostmap: this.hostmap,
       tryIntervalMs: cfg.handshakes.try_interval,
