@@ -1,5 +1,6 @@
 /** Shared pieces of the end-to-end tests: a mesh tied to a test, the control socket, fixtures run in namespaces. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Mesh, type MeshOptions } from '../../src/demo/mesh';
@@ -38,7 +39,11 @@ export interface NodeStatus {
 
 /** `nebula-ctl status` of a nebula-ts node, straight over its control socket. */
 export function status(mesh: Mesh, name: string): Promise<NodeStatus> {
-  const socketPath = mesh.node(name).controlSocket;
+  return statusAt(mesh.node(name).controlSocket, name);
+}
+
+/** `nebula-ctl status` over a control socket path (`name` only labels errors). */
+export function statusAt(socketPath: string, name = socketPath): Promise<NodeStatus> {
   return new Promise((resolve, reject) => {
     const conn = net.createConnection(socketPath);
     let buf = '';
@@ -181,4 +186,30 @@ export async function tcpTransfer(mesh: Mesh, from: string, to: string, toIp: st
     received: received as TransferResult['received'],
     ms: Date.now() - started,
   };
+}
+
+/** A live (not zombie) process? */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Pids of the live children of `ppid` (from /proc/<pid>/stat), sorted. */
+export function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === ppid && fields[0] !== 'Z') out.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return out.sort((a, b) => a - b);
 }

@@ -9,16 +9,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { prereqs } from '../helpers/prereq';
-import { newMesh, status, ROOT } from './helpers';
+import { alive, newMesh, status, ROOT } from './helpers';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function linkExists(ns: string, dev: string): boolean {
   return spawnSync('ip', ['-n', ns, 'link', 'show', dev], { stdio: 'ignore' }).status === 0;

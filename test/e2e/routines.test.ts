@@ -7,7 +7,6 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Mesh, type MeshNodeSpec } from '../../src/demo/mesh';
@@ -17,6 +16,7 @@ import { mapRegion } from '../../src/shared/shm/region';
 import { C, COUNTER_COUNT, type CounterName } from '../../src/shared/state/counters';
 import { computeLayout, viewsOver } from '../../src/shared/state/layout';
 import { prereqs } from '../helpers/prereq';
+import { alive, childrenOf, status } from './helpers';
 
 const ROOT = path.resolve(__dirname, '../..');
 const A = '192.168.100.1';
@@ -39,51 +39,9 @@ async function newMesh(t: Teardownable, specs: MeshNodeSpec[]): Promise<Mesh> {
   return mesh;
 }
 
-interface RoutineStatus {
-  routine: number;
-  pid: number;
-  restarts: number;
-  insideRx: number;
-  outsideTx: number;
-  outsideRx: number;
-  insideTx: number;
-}
 
-interface NodeStatus {
-  ok: boolean;
-  tunnels: Array<{ vpnIp: string; localIndex: number; remoteIndex: number; remote: string }>;
-  routines: RoutineStatus[];
-  counters: Record<string, number>;
-}
 
-/** `nebula-ctl status`, straight over the control socket. */
-function ctlStatus(socketPath: string): Promise<NodeStatus> {
-  return new Promise((resolve, reject) => {
-    const conn = net.createConnection(socketPath);
-    let buf = '';
-    const timer = setTimeout(() => conn.destroy(new Error(`status over ${socketPath}: no answer`)), 5000);
-    conn.setEncoding('utf8');
-    conn.on('connect', () => conn.write(JSON.stringify({ cmd: 'status' }) + '\n'));
-    conn.on('data', (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      conn.end();
-      try {
-        resolve(JSON.parse(buf.slice(0, nl)) as NodeStatus);
-      } catch (err) {
-        reject(err as Error);
-      }
-    });
-    conn.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`status over ${socketPath}: ${err.message}`));
-    });
-  });
-}
 
-const status = (mesh: Mesh, name: string): Promise<NodeStatus> => ctlStatus(mesh.node(name).controlSocket);
 
 /** Polls until `pred` holds; rejects with the last value after `timeoutMs`. */
 async function until<T>(what: string, get: () => Promise<T> | T, pred: (v: T) => boolean, timeoutMs: number, intervalMs = 50): Promise<T> {
@@ -96,31 +54,7 @@ async function until<T>(what: string, get: () => Promise<T> | T, pred: (v: T) =>
   }
 }
 
-/** A live (not zombie) process? */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
-/** Pids whose parent is `ppid` (from /proc/<pid>/stat). */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === ppid && fields[0] !== 'Z') out.push(Number(e));
-    } catch {
-      /* gone */
-    }
-  }
-  return out.sort((a, b) => a - b);
-}
 
 function cmdline(pid: number): string {
   try {
