@@ -113,6 +113,22 @@ t.test('replayed, garbage, truncated and malformed-handshake datagrams are dropp
     t.equal(s1.tunnels.find((x) => x.vpnIp === A)?.localIndex, tunnelToA.localIndex, 'tunnel untouched');
   });
 
+  t.test('a forged closeTunnel (right index, no valid tag) does not tear the tunnel down', async (t) => {
+    // Nebula 1.6.1 acts on closeTunnel after the replay check alone (spec §6.3); we only act on one that decrypts.
+    const s0 = await status(mesh, 'b');
+    const from = b.output.length;
+    const forged = Buffer.concat([captured.subarray(0, 16), randomBytes(16)]); // header + a random "tag"
+    forged[0] = 0x15; // version 1, type 5 closeTunnel
+    forged[1] = 0;
+    forged.writeUInt32BE(counter + 60, 12);
+    await send([forged]);
+    const s1 = await waitForStatus(mesh, 'b', (s) => s.counters['routine.dropped.decrypt_failed']! > s0.counters['routine.dropped.decrypt_failed']!, 5000, 'forged closeTunnel rejected');
+    t.equal(s1.counters['messages.rx.close_tunnel'], s0.counters['messages.rx.close_tunnel'], 'not counted as a closeTunnel');
+    t.equal(s1.tunnels.find((x) => x.vpnIp === A)?.localIndex, tunnelToA.localIndex, 'the tunnel is still there');
+    t.same(linesMatching(mesh, 'b', /close tunnel/i, from), [], 'no close logged');
+    t.equal(await mesh.ping('a', B, 2, 2), 2, 'and still carries traffic');
+  });
+
   t.test('a truncated header is counted invalid and dropped', async (t) => {
     const s0 = await status(mesh, 'b');
     await send([captured.subarray(0, 10)]);

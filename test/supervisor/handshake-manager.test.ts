@@ -1,0 +1,190 @@
+/**
+ * The handshake manager with real Noise and real certificates, two of them wired through an in-memory network that
+ * can lose or repeat datagrams: completion with matching keys, the cached stage 2 for a retransmitted stage 1,
+ * linear backoff then "Handshake timed out", and the simultaneous-initiation tie-break (nebula-spec §3.3–3.7).
+ */
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { makeCA, makeHostCert } from '../../src/demo/pki';
+import { createPacketCipher } from '../../src/shared/crypto';
+import { Logger } from '../../src/shared/log';
+import { loadCAPool, unmarshalX25519PrivateKey } from '../../src/shared/pki';
+import { parseIPv4 } from '../../src/shared/util/ipv4';
+import { TUNNEL_SLOT_WORDS } from '../../src/shared/state/layout';
+import { HostMap, type HostInfo } from '../../src/supervisor/hostmap';
+import { HandshakeManager, type Endpoint } from '../../src/supervisor/handshake-manager';
+import { SupervisorCounters } from '../../src/supervisor/counters';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'nts-hs-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const ca = makeCA(dir);
+
+interface Peer {
+  name: string;
+  vpnIp: number;
+  addr: Endpoint;
+  hm: HandshakeManager;
+  hostmap: HostMap;
+  counters: SupervisorCounters;
+  logs: string[];
+  /** Every datagram this peer sent, in order, with a timestamp. */
+  sent: Array<{ to: Endpoint; data: Buffer; at: number }>;
+  tests: number;
+}
+
+type Wire = (from: Peer, to: Endpoint, data: Buffer) => void;
+
+function makePeer(name: string, ip: string, wire: () => Wire, opts: { tryIntervalMs?: number; retries?: number; addresses?: Map<number, Endpoint[]>; onLog?: (line: string) => void } = {}): Peer {
+  const files = makeHostCert(path.join(dir, name), ca, { name, ip: `${ip}/24` });
+  const pki = {
+    cert: files.certObj,
+    privateKey: unmarshalX25519PrivateKey(readFileSync(files.key, 'utf8')).key,
+    caPool: loadCAPool(readFileSync(files.ca, 'utf8')).pool,
+  };
+  const hostmap = new HostMap(new Int32Array(16 * TUNNEL_SLOT_WORDS), 16);
+  const counters = new SupervisorCounters();
+  const logs: string[] = [];
+  const peer: Peer = {
+    name,
+    vpnIp: parseIPv4(ip)!,
+    addr: { ip: parseIPv4(`10.0.0.${ip.split('.')[3]}`)!, port: 4242 },
+    hostmap,
+    counters,
+    logs,
+    sent: [],
+    tests: 0,
+    hm: undefined as unknown as HandshakeManager,
+  };
+  peer.hm = new HandshakeManager({
+    log: new Logger({ level: 'debug', write: (l) => void (logs.push(l), opts.onLog?.(l)) }),
+    cipher: 'aes',
+    pki: () => pki,
+    vpnIp: peer.vpnIp,
+    hostmap,
+    tryIntervalMs: opts.tryIntervalMs ?? 1000,
+    retries: opts.retries ?? 10,
+    counters,
+    addressesFor: (vpn) => opts.addresses?.get(vpn) ?? [],
+    sendUdp: (buf, to) => {
+      const data = Buffer.from(buf);
+      peer.sent.push({ to, data, at: Date.now() });
+      wire()(peer, to, data);
+    },
+    install: (h) => {
+      const now = Date.now();
+      const full: HostInfo = { ...h, slot: hostmap.allocateSlot(now), sender: createPacketCipher('aes', h.sendKey), recvErrors: 0, createdAt: now };
+      const prev = hostmap.add(full);
+      if (prev) hostmap.remove(prev, now);
+      return full;
+    },
+    sendTest: () => void peer.tests++,
+  });
+  return peer;
+}
+
+/** Hands a datagram to a peer's handshake manager the way a routine would (a type-0 meta packet). */
+function deliver(to: Peer, from: Endpoint, data: Buffer): void {
+  to.hm.onPacket({
+    type: data[0]! & 0x0f,
+    subtype: data[1]!,
+    localIndex: data.readUInt32BE(4),
+    remoteIndex: 0,
+    counter: data.readUInt32BE(12),
+    fromIp: from.ip,
+    fromPort: from.port,
+    data,
+  });
+}
+
+function pair(wireFn: Wire, opts: Parameters<typeof makePeer>[3] = {}): { a: Peer; b: Peer } {
+  const addresses = new Map<number, Endpoint[]>();
+  const a = makePeer('a', '192.168.50.1', () => wireFn, { ...opts, addresses });
+  const b = makePeer('b', '192.168.50.2', () => wireFn, { ...opts, addresses });
+  addresses.set(a.vpnIp, [a.addr]);
+  addresses.set(b.vpnIp, [b.addr]);
+  return { a, b };
+}
+
+t.test('a handshake completes on both sides with mirrored keys and indexes', async (t) => {
+  const peers: Peer[] = [];
+  const { a, b } = pair((from, to, data) => deliver(peers.find((p) => p.addr.ip === to.ip)!, from.addr, data));
+  peers.push(a, b);
+  a.hm.start(b.vpnIp);
+  const ha = a.hostmap.get(b.vpnIp);
+  const hb = b.hostmap.get(a.vpnIp);
+  t.ok(ha && hb, 'both sides have a tunnel');
+  t.ok(ha!.sendKey.equals(hb!.recvKey) && ha!.recvKey.equals(hb!.sendKey), 'initiator sends with what the responder receives with');
+  t.equal(ha!.remoteIndex, hb!.localIndex);
+  t.equal(hb!.remoteIndex, ha!.localIndex);
+  t.equal(ha!.cert.details.name, 'b');
+  t.equal(hb!.cert.details.name, 'a');
+  t.equal(a.hm.pendingCount, 0);
+  t.equal(a.counters.get('handshake_manager.initiated'), 1);
+});
+
+t.test('a retransmitted stage 1 gets the cached stage 2, byte for byte, and no second tunnel', async (t) => {
+  const peers: Peer[] = [];
+  let loseReplies = true;
+  const { a, b } = pair((from, to, data) => {
+    if (from.name === 'b' && loseReplies) return; // b's first stage 2 is lost
+    deliver(peers.find((p) => p.addr.ip === to.ip)!, from.addr, data);
+  });
+  peers.push(a, b);
+  a.hm.start(b.vpnIp);
+  t.equal(b.sent.length, 1, 'b answered once');
+  t.notOk(a.hostmap.get(b.vpnIp), 'a has no tunnel yet (the reply was lost)');
+  const tunnelAtB = b.hostmap.get(a.vpnIp)!;
+  loseReplies = false;
+  deliver(b, a.addr, a.sent[0]!.data); // a's retransmission of the very same stage 1
+  t.equal(b.sent.length, 2);
+  t.ok(b.sent[1]!.data.equals(b.sent[0]!.data), 'identical stage 2 resent');
+  t.equal(b.hostmap.get(a.vpnIp), tunnelAtB, 'same tunnel on b');
+  t.equal(b.hostmap.size, 1);
+  t.ok(a.hostmap.get(b.vpnIp), 'a completes with the cached reply');
+  a.hm.stop();
+});
+
+t.test('no answer: attempts back off linearly, then "Handshake timed out" after `retries`', async (t) => {
+  const tryIntervalMs = 20;
+  const retries = 4;
+  let onTimedOut: () => void = () => undefined;
+  const timedOut = new Promise<void>((resolve) => (onTimedOut = resolve));
+  const a = makePeer('lonely', '192.168.50.7', () => () => undefined, {
+    tryIntervalMs,
+    retries,
+    addresses: new Map([[parseIPv4('192.168.50.8')!, [{ ip: 1, port: 1 }]]]),
+    onLog: (line) => {
+      if (line.includes('Handshake timed out')) onTimedOut();
+    },
+  });
+  a.hm.start(parseIPv4('192.168.50.8')!);
+  await timedOut;
+  t.equal(a.sent.length, retries, `exactly ${retries} attempts`);
+  for (let n = 1; n < a.sent.length; n++) {
+    const gap = a.sent[n]!.at - a.sent[n - 1]!.at;
+    t.ok(gap >= n * tryIntervalMs - 2, `gap ${n} is at least ${n} x try_interval (${gap} ms)`);
+  }
+  t.ok(a.sent.every((s) => s.data.equals(a.sent[0]!.data)), 'the same stage-1 datagram each time');
+  t.equal(a.counters.get('handshake_manager.timed_out'), 1);
+  t.equal(a.hm.pendingCount, 0, 'the pending handshake is gone');
+});
+
+t.test('both sides initiate at once: the higher VPN IP wins and exactly one tunnel results', async (t) => {
+  const peers: Peer[] = [];
+  const queue: Array<() => void> = [];
+  // Hold every datagram until both stage 1s are in flight, then deliver in order.
+  const { a, b } = pair((from, to, data) => queue.push(() => deliver(peers.find((p) => p.addr.ip === to.ip)!, from.addr, data)));
+  peers.push(a, b);
+  a.hm.start(b.vpnIp);
+  b.hm.start(a.vpnIp);
+  while (queue.length > 0) queue.shift()!();
+  const ha = a.hostmap.get(b.vpnIp);
+  const hb = b.hostmap.get(a.vpnIp);
+  t.ok(ha && hb, 'one tunnel on each side');
+  t.ok(ha!.sendKey.equals(hb!.recvKey), 'the same handshake on both sides');
+  t.ok(ha!.initiatedLocally === false && hb!.initiatedLocally === true, "b's (higher IP) handshake won");
+  t.ok(b.logs.some((l) => l.includes('Prevented a pending handshake race')), 'b refused the lower-IP handshake');
+  t.equal(a.hm.pendingCount + b.hm.pendingCount, 0, 'nothing left pending');
+});
