@@ -159,8 +159,11 @@ t.test('no answer: attempts back off linearly, then "Handshake timed out" after 
       if (line.includes('Handshake timed out')) onTimedOut();
     },
   });
+  // The manager's retry timers are unref'd (the supervisor has other handles); keep this test process alive.
+  const keepAlive = setInterval(() => undefined, 1000);
   a.hm.start(parseIPv4('192.168.50.8')!);
   await timedOut;
+  clearInterval(keepAlive);
   t.equal(a.sent.length, retries, `exactly ${retries} attempts`);
   for (let n = 1; n < a.sent.length; n++) {
     const gap = a.sent[n]!.at - a.sent[n - 1]!.at;
