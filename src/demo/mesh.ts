@@ -19,6 +19,8 @@ export interface MeshNodeSpec {
   /** Overlay address, e.g. "192.168.100.1" (the mesh network is /24). */
   overlayIp: string;
   groups?: string[];
+  /** Unsafe-route subnets the node's cert allows it to serve (cert Subnets). */
+  subnets?: string[];
   routines?: number;
   /** Merged over the generated config (e.g. a firewall, tun.disabled). */
   config?: Record<string, unknown>;
@@ -116,7 +118,7 @@ export class Mesh {
       controlSocket: path.join(dir, 'control.sock'),
       output: [],
     };
-    makeHostCert(dir, this.ca, { name: spec.name, ip: `${spec.overlayIp}/24`, groups: spec.groups });
+    makeHostCert(dir, this.ca, { name: spec.name, ip: `${spec.overlayIp}/24`, groups: spec.groups, subnets: spec.subnets });
     this.nodes.set(spec.name, node);
     return node;
   }
