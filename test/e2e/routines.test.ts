@@ -252,10 +252,17 @@ const tail = (lines: string[], n = 40): string => lines.slice(-n).join('\n');
 
 t.test('routines: 4 → four routine processes, one tun queue and one SO_REUSEPORT socket each', async (t) => {
   if (!prereqs(t, ['root', 'tun'])) return;
-  const mesh = await newMesh(t, [{ name: 'a', kind: 'ts', overlayIp: A, routines: 4 }]);
+  const mesh = await newMesh(t, [
+    { name: 'a', kind: 'ts', overlayIp: A, routines: 4, config: { listen: { read_buffer: 1048576, write_buffer: 524288 } } },
+  ]);
   const a = await mesh.start('a');
   const supervisor = a.process!.pid!;
   t.equal(cmdline(supervisor).includes('supervisor/main.js'), true, 'the started process is the supervisor');
+
+  // listen.read_buffer / write_buffer on every socket (SO_*BUFFORCE; the kernel reports twice the size asked for).
+  const mem = await mesh.exec('a', 'ss', ['-uamn', 'sport', '=', `:${PORT}`]);
+  t.equal((mem.match(/rb2097152/g) ?? []).length, 4, 'all four sockets have read_buffer applied');
+  t.equal((mem.match(/tb1048576/g) ?? []).length, 4, 'all four sockets have write_buffer applied');
 
   const st = await status(mesh, 'a');
   const children = childrenOf(supervisor);
