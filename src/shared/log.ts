@@ -24,9 +24,29 @@ export function parseLogLevel(text: string): LogLevel | undefined {
   return t in LEVEL_RANK ? (t as LogLevel) : undefined;
 }
 
+/** A value the way Go's %v prints it: slices as [a b], maps as map[k:v] with sorted keys. */
+function goValue(v: unknown): string {
+  if (v instanceof Error) return v.message;
+  if (Array.isArray(v)) return `[${v.map(goValue).join(' ')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `map[${Object.keys(o)
+      .sort()
+      .map((k) => `${k}:${goValue(o[k])}`)
+      .join(' ')}]`;
+  }
+  return String(v);
+}
+
+/** logrus quotes a text-format value unless every character is one of [A-Za-z0-9-._/@^+]. */
 function textValue(v: unknown): string {
-  const s = typeof v === 'string' ? v : v instanceof Error ? v.message : JSON.stringify(v) ?? String(v);
-  return /^[A-Za-z0-9\-._/@^+:]+$/.test(s) ? s : JSON.stringify(s);
+  const s = goValue(v);
+  return /^[A-Za-z0-9\-._/@^+]+$/.test(s) ? s : JSON.stringify(s);
+}
+
+/** RFC 3339 at second precision, as logrus prints it by default ("2026-11-24T22:06:47Z"). */
+function timestamp(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 export class Logger {
@@ -68,12 +88,12 @@ export class Logger {
       for (const [k, v] of Object.entries(all)) obj[k] = v instanceof Error ? v.message : v;
       obj.level = level;
       obj.msg = msg;
-      if (!this.opts.disableTimestamp) obj.time = new Date().toISOString();
+      if (!this.opts.disableTimestamp) obj.time = timestamp();
       this.opts.write(JSON.stringify(obj));
       return;
     }
     const parts: string[] = [];
-    if (!this.opts.disableTimestamp) parts.push(`time="${new Date().toISOString()}"`);
+    if (!this.opts.disableTimestamp) parts.push(`time="${timestamp()}"`);
     parts.push(`level=${level}`, `msg=${JSON.stringify(msg)}`);
     for (const key of Object.keys(all).sort()) parts.push(`${key}=${textValue(all[key])}`);
     this.opts.write(parts.join(' '));

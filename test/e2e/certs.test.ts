@@ -58,7 +58,7 @@ t.test('stage 1: nebula-ts refuses crafted handshakes with bad certificates', as
     await hs(c.cert, c.key, 0);
     const line = await mesh.waitForOutput('v', /msg="Invalid certificate from host"/, 5000, from);
     t.match(line, new RegExp(`error="${esc(c.error)}"`), `${c.what}: v logs why ("${c.error}")`);
-    t.match(line, new RegExp(`udpAddr=${esc(x.underlayIp)}:\\d+`), `${c.what}: the log names the sender's address`);
+    t.match(line, new RegExp(`udpAddr="?${esc(x.underlayIp)}:\\d+`), `${c.what}: the log names the sender's address`);
     const s = await status(mesh, 'v');
     t.notOk(s.tunnels.some((tn) => tn.vpnIp === c.ip), `${c.what}: no tunnel to ${c.ip}`);
     t.same(linesMatching(mesh, 'v', /msg="Handshake message sent"/, from), [], `${c.what}: v sent no stage 2`);
@@ -99,7 +99,7 @@ t.test('stage 2: nebula-ts refuses Go 1.6.1 responders with an untrusted or bloc
   const invalid = (ip: string): RegExp => new RegExp(`msg="Invalid certificate from host".*vpnIp=${esc(ip)}(\\s|$)`);
   const lineCa = await mesh.waitForOutput('v', invalid(GCA), 10_000);
   t.match(lineCa, /error="certificate validation failed: could not find ca for the certificate"/, 'untrusted CA: v logs why');
-  t.match(lineCa, /stage\\":2/, 'untrusted CA: refused at stage 2');
+  t.match(lineCa, /stage:2/, 'untrusted CA: refused at stage 2');
   const lineBl = await mesh.waitForOutput('v', invalid(GBL), 10_000);
   t.match(lineBl, /error="certificate validation failed: certificate is in the block list"/, 'blocklisted: v logs why');
 

@@ -15,7 +15,7 @@ import { linesMatching, newMesh, status, tcpTransfer } from './helpers';
 const IP = { t1: '192.168.100.1', t2: '192.168.100.2', g1: '192.168.100.3', g2: '192.168.100.4' } as const;
 const TRANSFER_BYTES = 20 * 1024 * 1024;
 
-/** A handshake log line of either implementation (ts writes handshake="{\"stage\":1,..}", Go "map[stage:1 ..]"). */
+/** A handshake log line (both implementations write handshake="map[stage:1 style:ix_psk0]"). */
 function handshakeRe(msg: 'Handshake message sent' | 'Handshake message received', stage: 1 | 2, peerIp: string): RegExp {
   return new RegExp(`^(?=.*msg="${msg}")(?=.*stage(\\\\?":|:)${stage}\\b)(?=.*\\bvpnIp=${peerIp.replace(/\./g, '\\.')}(\\s|$))`);
 }
