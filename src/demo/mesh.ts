@@ -19,6 +19,8 @@ export interface MeshNodeSpec {
   /** Overlay address, e.g. "192.168.100.1" (the mesh network is /24). */
   overlayIp: string;
   groups?: string[];
+  /** Extra environment variables for the node's process. */
+  env?: Record<string, string>;
   /** Unsafe-route subnets the node's cert allows it to serve (cert Subnets). */
   subnets?: string[];
   routines?: number;
@@ -170,7 +172,7 @@ export class Mesh {
       n.kind === 'ts'
         ? [process.execPath, path.join(this.opts.projectRoot, 'dist', 'supervisor', 'main.js'), '-config', n.configPath]
         : ['nebula', '-config', n.configPath];
-    const child = spawn('ip', ['netns', 'exec', n.ns, ...(n.commandPrefix ?? []), ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', n.ns, ...(n.commandPrefix ?? []), ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...n.env } });
     n.process = child;
     const onLine = (line: string): void => {
       n.output.push(line);

@@ -36,6 +36,7 @@ import { ConntrackTable } from '../shared/state/conntrack';
 import { TS_LOCK, TS_RX_MARK, TS_REPLAY, TS_SEND_COUNTER, TS_TX_MARK, TUNNEL_SLOT_WORDS, checkHeader, computeLayout, viewsOver, type RegionCapacities } from '../shared/state/layout';
 import { ALLOW, FirewallGate } from './firewall-gate';
 import { OutboundParking } from './outbound-parking';
+import { EARLY_WAIT_MS, EarlyArrivals, type EarlyArrival } from './early-arrivals';
 import { TunnelRegistry, type RoutineTunnel } from './tunnel-registry';
 import { compileFirewall } from './firewall-compile';
 
@@ -73,6 +74,7 @@ const cbase = routine * COUNTER_COUNT;
 const tunnels = new TunnelRegistry(setup.cipher);
 const gate = new FirewallGate(new ConntrackTable(views.conntrack, layout.conntrack), compileFirewall(setup.firewall, setup));
 const parking = new OutboundParking();
+const early = new EarlyArrivals();
 const peers = new WeakMap<RoutineTunnel, FirewallPeer>();
 
 const insideBuf = Buffer.alloc(MAX_PACKET);
@@ -146,11 +148,11 @@ function sendEncrypted(t: RoutineTunnel, type: number, subtype: number, src: Buf
   return true;
 }
 
-function sendRecvError(localIndex: number, fromIp: number): void {
+function sendRecvError(localIndex: number, to: Buffer): void {
   if (setup.sendRecvError === 'never') return;
-  if (setup.sendRecvError === 'private' && !isPrivate(fromIp)) return;
+  if (setup.sendRecvError === 'private' && !isPrivate(sockaddrIPv4(to))) return;
   writeHeader(ctlBuf, 0, TYPE_RECV_ERROR, 0, localIndex, 0, 0);
-  sendTo(init.udpFd, ctlBuf, HEADER_LEN, fromSa);
+  sendTo(init.udpFd, ctlBuf, HEADER_LEN, to);
   counters[cbase + C['messages.tx.recv_error']]++;
 }
 
@@ -270,8 +272,10 @@ function handleOutside(len: number): void {
 
   const t = tunnels.byLocalIndex(localIndex);
   if (t === undefined) {
+    // Perhaps a tunnel the supervisor is installing right now: hold it briefly (early-arrivals.ts).
+    if (early.hold(localIndex, recvBuf, len, fromSa, Date.now())) return;
     counters[cbase + C['routine.dropped.no_tunnel']]++;
-    sendRecvError(localIndex, fromIp);
+    sendRecvError(localIndex, fromSa);
     return;
   }
   const w = t.slot * TUNNEL_SLOT_WORDS;
@@ -284,7 +288,7 @@ function handleOutside(len: number): void {
     // routine descheduled between taking a counter and sending can be that late.
     const late = counter + REPLAY_WINDOW <= current;
     counters[cbase + (late ? C['network.packets.out_of_window'] : C['network.packets.duplicate'])]++;
-    sendRecvError(localIndex, fromIp);
+    sendRecvError(localIndex, fromSa);
     return;
   }
   const n = t.decrypt.decrypt(plainBuf, 0, recvBuf, 0, HEADER_LEN, recvBuf, HEADER_LEN, len - HEADER_LEN, counter);
@@ -373,6 +377,21 @@ function answerEcho(t: RoutineTunnel, len: number): void {
   }
 }
 
+/** Processes a held datagram as if it had just arrived (recvBuf and fromSa are free between packets). */
+function replayArrival(e: EarlyArrival): void {
+  e.data.copy(recvBuf);
+  e.sockaddr.copy(fromSa);
+  handleOutside(e.data.length);
+}
+
+/** Held datagrams whose tunnel never came: they get the recvError they would have got at once. */
+function expireEarlyArrivals(now: number): void {
+  for (const e of early.expire(now)) {
+    counters[cbase + C['routine.dropped.no_tunnel']]++;
+    sendRecvError(e.localIndex, e.sockaddr);
+  }
+}
+
 // ------------------------------------------------------------------------------------------- control messages
 
 function installFirewall(update: FirewallUpdate): void {
@@ -385,6 +404,7 @@ function onControl(msg: SupervisorToRoutine): boolean {
       const t = tunnels.install(msg.tunnel);
       peers.set(t, toFirewallPeer(msg.tunnel.peer));
       for (const parked of parking.take(t.vpnIp)) sendData(t, parked, parked.length);
+      for (const e of early.takeFor(t.localIndex)) replayArrival(e);
       return true;
     }
     case 'tunnelDown':
@@ -426,8 +446,11 @@ function run(): void {
   let lastExpire = Date.now();
   log('info', 'routine data path running', { routine, tunnels: tunnels.size });
   for (;;) {
-    const ready = pollFds(pollBuf, nfds, 1000);
+    const ready = pollFds(pollBuf, nfds, early.size > 0 ? EARLY_WAIT_MS : 1000);
     if (ready < 0) continue; // EINTR
+    // Control first: a tunnelUp already waiting is installed before data that arrived in the same wake-up.
+    if (pollBuf.readInt16LE(8 + REVENTS) !== 0) readFd(init.wakeFd, eventBuf, 8);
+    if (!drainControl()) break;
     if (pollBuf.readInt16LE(REVENTS) !== 0) {
       for (let i = 0; i < BATCH; i++) {
         const len = recvFrom(init.udpFd, recvBuf, fromSa);
@@ -443,9 +466,8 @@ function run(): void {
         handleInside(insideBuf, len);
       }
     }
-    if (pollBuf.readInt16LE(8 + REVENTS) !== 0) readFd(init.wakeFd, eventBuf, 8);
-    if (!drainControl()) break;
     const now = Date.now();
+    if (early.size > 0) expireEarlyArrivals(now);
     if (now - lastExpire > 1000) {
       parking.expire(now, 10_000);
       lastExpire = now;

@@ -12,6 +12,12 @@ import type { RoutineSetup, RoutineToSupervisor, SupervisorToRoutine } from '../
 import type { RegionCapacities } from '../shared/state/layout';
 import type { DatapathInit } from './datapath';
 
+/**
+ * Fault injection for tests only: delays each tunnelUp inside the routine, so a peer's first packet deterministically
+ * arrives before the routine knows its tunnel (test/e2e/first-packet.test.ts). Unset (0) in normal operation.
+ */
+const TUNNEL_UP_DELAY_MS = Number(process.env.NEBULA_TS_TEST_TUNNEL_UP_DELAY_MS ?? 0) || 0;
+
 const UDP_FD = 3;
 const INSIDE_FD = 4;
 const REGION_FD = 5;
@@ -55,10 +61,14 @@ function start(setup: RoutineSetup, capacities: RegionCapacities): void {
   });
   worker.on('exit', (code) => process.exit(code));
 
-  process.on('message', (msg: SupervisorToRoutine) => {
+  const forward = (msg: SupervisorToRoutine): void => {
     worker.postMessage(msg);
     // The worker sleeps in poll(); ring its eventfd so the message is handled now, not at the next timeout.
     writeFd(wakeFd, wake, 8);
+  };
+  process.on('message', (msg: SupervisorToRoutine) => {
+    if (msg.type === 'tunnelUp' && TUNNEL_UP_DELAY_MS > 0) setTimeout(() => forward(msg), TUNNEL_UP_DELAY_MS);
+    else forward(msg);
   });
   send({ type: 'ready', routine: setup.routine });
 }
