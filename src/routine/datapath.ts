@@ -11,7 +11,7 @@
  * the sockaddrs are reused; counters are plain stores into this routine's row of shared memory.
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { newFirewallPacket, parseIPv4Packet, type FirewallPeer } from '../shared/firewall';
+import { newFirewallPacket, parseIPv4Packet } from '../shared/firewall';
 import { POLLIN, pollFds, readFd, writeFd } from '../shared/native/libc';
 import { allocSockaddrIn, sockaddrIPv4, sockaddrPort } from '../shared/native/sockaddr';
 import { recvFrom, sendTo } from '../shared/native/udp';
@@ -30,7 +30,7 @@ import {
   writeHeader,
 } from '../shared/protocol/header';
 import { REPLAY_DUPLICATE, REPLAY_WINDOW, replayCheck, replayCurrent, replayUpdate } from '../shared/protocol/replay-window';
-import type { FirewallUpdate, PeerIdentity, RoutineSetup, SupervisorToRoutine, RoutineToSupervisor, MetaPacket } from '../shared/ipc/messages';
+import type { FirewallUpdate, RoutineSetup, SupervisorToRoutine, RoutineToSupervisor, MetaPacket } from '../shared/ipc/messages';
 import { C, COUNTER_COUNT } from '../shared/state/counters';
 import { ConntrackTable } from '../shared/state/conntrack';
 import { TS_LOCK, TS_RX_MARK, TS_REPLAY, TS_SEND_COUNTER, TS_TX_MARK, TUNNEL_SLOT_WORDS, checkHeader, computeLayout, viewsOver, type RegionCapacities } from '../shared/state/layout';
@@ -50,7 +50,7 @@ export interface DatapathInit {
   setup: RoutineSetup;
 }
 
-/** Last counter we send on before the tunnel must be re-handshaked (32-bit shared counter, see tunnel-slots). */
+/** Last counter we send on before the tunnel must be re-handshaked (the shared send counter is 32 bits, see state/layout.ts). */
 const SEND_COUNTER_LIMIT = 0xffffff00;
 const BATCH = 64;
 /** struct pollfd { int fd; short events; short revents; }: revents at byte 6 of each 8-byte entry. */
@@ -75,7 +75,6 @@ const tunnels = new TunnelRegistry(setup.cipher);
 const gate = new FirewallGate(new ConntrackTable(views.conntrack, layout.conntrack), compileFirewall(setup.firewall, setup));
 const parking = new OutboundParking();
 const early = new EarlyArrivals();
-const peers = new WeakMap<RoutineTunnel, FirewallPeer>();
 
 const insideBuf = Buffer.alloc(MAX_PACKET);
 const sendBuf = Buffer.alloc(MAX_PACKET + HEADER_LEN + AEAD_TAG);
@@ -97,10 +96,6 @@ function post(msg: RoutineToSupervisor): void {
 
 function log(level: string, msg: string, fields: Record<string, unknown> = {}): void {
   post({ type: 'log', level, msg, fields });
-}
-
-function toFirewallPeer(p: PeerIdentity): FirewallPeer {
-  return { name: p.name, groups: new Set(p.groups), issuer: p.issuer, caName: p.caName, ips: p.ips, subnets: p.subnets };
 }
 
 // ---------------------------------------------------------------------------------------------- shared tunnel slot
@@ -201,7 +196,7 @@ function sendData(t: RoutineTunnel, buf: Buffer, len: number): void {
     counters[cbase + C['routine.dropped.malformed']]++;
     return;
   }
-  const verdict = gate.check(pkt, false, peers.get(t)!);
+  const verdict = gate.check(pkt, false, t.firewallPeer);
   if (verdict !== ALLOW) {
     counters[cbase + verdict]++;
     return;
@@ -343,7 +338,7 @@ function handleInbound(t: RoutineTunnel, len: number): void {
     counters[cbase + C['routine.dropped.malformed']]++;
     return;
   }
-  const verdict = gate.check(pkt, true, peers.get(t)!);
+  const verdict = gate.check(pkt, true, t.firewallPeer);
   if (verdict !== ALLOW) {
     counters[cbase + verdict]++;
     return;
@@ -372,7 +367,7 @@ function answerEcho(t: RoutineTunnel, len: number): void {
   let sum = plainBuf.readUInt16BE(ihl + 2) + 0x0800;
   sum = (sum & 0xffff) + (sum >>> 16);
   plainBuf.writeUInt16BE(sum & 0xffff, ihl + 2);
-  if (parseIPv4Packet(plainBuf, len, false, pkt) && gate.check(pkt, false, peers.get(t)!) === ALLOW) {
+  if (parseIPv4Packet(plainBuf, len, false, pkt) && gate.check(pkt, false, t.firewallPeer) === ALLOW) {
     if (sendEncrypted(t, TYPE_MESSAGE, 0, plainBuf, len)) counters[cbase + C['messages.tx.message']]++;
   }
 }
@@ -402,7 +397,6 @@ function onControl(msg: SupervisorToRoutine): boolean {
   switch (msg.type) {
     case 'tunnelUp': {
       const t = tunnels.install(msg.tunnel);
-      peers.set(t, toFirewallPeer(msg.tunnel.peer));
       for (const parked of parking.take(t.vpnIp)) sendData(t, parked, parked.length);
       for (const e of early.takeFor(t.localIndex)) replayArrival(e);
       return true;

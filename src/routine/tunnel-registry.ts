@@ -5,6 +5,7 @@
  */
 import { createPacketCipher, type CipherName, type PacketCipher } from '../shared/crypto';
 import { allocSockaddrIn, fillSockaddrIn } from '../shared/native/sockaddr';
+import type { FirewallPeer } from '../shared/firewall';
 import type { PeerIdentity, TunnelInstall } from '../shared/ipc/messages';
 
 export class RoutineTunnel {
@@ -12,6 +13,8 @@ export class RoutineTunnel {
   readonly decrypt: PacketCipher;
   /** Prebuilt sockaddr_in of the peer, reused for every send. */
   readonly remoteSockaddr = allocSockaddrIn();
+  /** The peer as the firewall matches it (groups as a Set), built once at install, used on every packet. */
+  readonly firewallPeer: FirewallPeer;
   remoteIp = 0;
   remotePort = 0;
 
@@ -25,6 +28,7 @@ export class RoutineTunnel {
     sendKey: Uint8Array,
     recvKey: Uint8Array,
   ) {
+    this.firewallPeer = { name: peer.name, groups: new Set(peer.groups), issuer: peer.issuer, caName: peer.caName, ips: peer.ips, subnets: peer.subnets };
     this.encrypt = createPacketCipher(cipher, Buffer.from(sendKey));
     this.decrypt = createPacketCipher(cipher, Buffer.from(recvKey));
   }
