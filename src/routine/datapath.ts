@@ -72,7 +72,7 @@ const counters = views.counters;
 const cbase = routine * COUNTER_COUNT;
 
 const tunnels = new TunnelRegistry(setup.cipher);
-const gate = new FirewallGate(new ConntrackTable(views.conntrack, layout.conntrack), compileFirewall(setup.firewall, setup));
+const gate = new FirewallGate(new ConntrackTable(views.conntrack, layout.conntrack, routine + 1), compileFirewall(setup.firewall, setup));
 const parking = new OutboundParking();
 const early = new EarlyArrivals();
 

@@ -34,17 +34,18 @@ export class FirewallGate {
     const fw = this.firewall;
     const now = conntrackNow();
     const expiry = now + Math.ceil(fw.timeoutFor(pkt.proto) / 1000);
-    const entry = this.conntrack.lookup(pkt, now);
+    const ct = this.conntrack;
+    const entry = ct.lookup(pkt, now);
     if (entry >= 0) {
-      if (this.conntrack.rulesVersion(entry) === fw.rulesVersion) {
-        this.conntrack.refresh(entry, expiry, fw.rulesVersion);
+      if (ct.foundVersion === fw.rulesVersion) {
+        ct.refresh(entry, pkt, expiry, fw.rulesVersion);
         return ALLOW;
       }
-      if (fw.matchesRules(this.conntrack.incoming(entry) ? 'in' : 'out', pkt, peer)) {
-        this.conntrack.refresh(entry, expiry, fw.rulesVersion);
+      if (fw.matchesRules(ct.foundIncoming ? 'in' : 'out', pkt, peer)) {
+        ct.refresh(entry, pkt, expiry, fw.rulesVersion);
         return ALLOW;
       }
-      this.conntrack.remove(entry);
+      ct.remove(entry, pkt);
     }
     const verdict = fw.allows(incoming ? 'in' : 'out', pkt, peer);
     if (verdict === 'allow') {

@@ -14,6 +14,7 @@ import { close as closeFd } from '../shared/native/libc';
 import { createUdpSocket, localPort, sendTo } from '../shared/native/udp';
 import { createRegion, type Region } from '../shared/shm/region';
 import { computeLayout, stampHeader, viewsOver, type RegionViews, type RegionCapacities } from '../shared/state/layout';
+import { releaseConntrackOwner } from '../shared/state/conntrack';
 import { formatCidr, formatIPv4, parseIPv4, parseCidr } from '../shared/util/ipv4';
 import type { Logger, LogLevel } from '../shared/log';
 import type { FirewallUpdate, MetaPacket, PeerIdentity, RoutineSetup, RoutineToSupervisor, TunnelInstall } from '../shared/ipc/messages';
@@ -149,7 +150,11 @@ export class SupervisorNode {
       fds: (i) => ({ udp: this.udpFds[i]!, inside: this.inside!.queueFd(i), region: this.region!.fd }),
       setup: (i) => this.routineSetup(i),
       onMessage: (m) => this.onRoutineMessage(m),
-      onDied: (i) => this.hostmap.releaseLocksOf(i),
+      onDied: (i) => {
+        // Locks a dead routine held (never across anything that blocks, but a SIGKILL can land anywhere).
+        this.hostmap.releaseLocksOf(i);
+        releaseConntrackOwner(this.views!.conntrack, this.capacities.conntrack, i + 1);
+      },
       log: this.log,
     });
     await this.inside.activate();

@@ -6,11 +6,17 @@
  *   0 state: 0 empty, 1 live, 2 deleted (tombstone keeps probe chains intact)
  *   1 local IP   2 remote IP   3 localPort << 16 | remotePort
  *   4 proto | fragment << 8 | incoming << 9      5 rules version the entry was allowed under
- *   6 expiry, seconds since EPOCH_BASE           7 spare
+ *   6 expiry, seconds since EPOCH_BASE           7 seqlock: version << 16 | owner (owner 0 = not being written)
  *
- * Like Nebula (nebula-spec §7.4) an entry is refreshed by any packet that hits it, expires lazily, and remembers the
- * rules version so that after a reload it is re-verified on its next hit (the caller does that, see firewall).
- * Allocation-free: the hot path passes numbers, never objects it creates.
+ * Several routine processes write this table at once, so an 8-word entry is guarded by a seqlock (DESIGN.md:
+ * "versioned slots or seqlocks for multi-word records"): a writer claims word 7 with a CAS to its owner id, writes,
+ * then releases it with the next version; a reader skips an entry being written and re-checks word 7 after reading,
+ * discarding what a concurrent write may have torn. A reader never blocks; a writer waits only for another writer of
+ * the same entry. If a routine dies mid-write, `releaseOwner` (run by the supervisor) deletes and frees its entries.
+ *
+ * Like Nebula (nebula-spec §7.4) an entry is refreshed by any packet that hits it, expires lazily (inserts reuse
+ * expired slots), and remembers the rules version so that after a reload it is re-verified on its next hit (the
+ * caller does that, see firewall-gate). Allocation-free: the hot path passes numbers, never objects it creates.
  */
 import { CONNTRACK_WORDS } from './layout';
 
@@ -24,10 +30,13 @@ const W_PORTS = 3;
 const W_PROTO = 4;
 const W_VERSION = 5;
 const W_EXPIRY = 6;
+const W_SEQ = 7;
 
 const EMPTY = 0;
 const LIVE = 1;
 const DELETED = 2;
+
+const OWNER_MASK = 0xffff;
 
 /** Seconds on the shared clock (wall clock: every process agrees on it, unlike performance.now()). */
 export function conntrackNow(): number {
@@ -45,13 +54,22 @@ export interface FlowKey {
 
 export class ConntrackTable {
   private readonly mask: number;
+  /** Of the entry the last successful lookup found: its rules version and direction, read as one snapshot. */
+  foundVersion = 0;
+  foundIncoming = false;
 
+  /**
+   * @param owner this writer's id in the seqlock word, 1..65535 (a routine uses its index + 1); it must be unique
+   *   among the processes sharing the table so the supervisor can free what a dead one held.
+   */
   constructor(
     private readonly table: Int32Array,
     readonly capacity: number,
+    private readonly owner = 1,
   ) {
     if (capacity & (capacity - 1)) throw new Error('conntrack capacity must be a power of two');
     if (table.length < capacity * CONNTRACK_WORDS) throw new Error('conntrack view too small');
+    if (owner < 1 || owner > OWNER_MASK) throw new Error('conntrack owner must be 1..65535');
     this.mask = capacity - 1;
   }
 
@@ -73,21 +91,41 @@ export class ConntrackTable {
     );
   }
 
-  /** Entry index of a live, unexpired entry for `k`, or -1. Expired entries met on the way are deleted. */
+  /** Claims an entry for writing; returns the seqlock word to release with. */
+  private claim(base: number): number {
+    const t = this.table;
+    const w = base + W_SEQ;
+    for (;;) {
+      const s = Atomics.load(t, w);
+      if ((s & OWNER_MASK) === 0 && Atomics.compareExchange(t, w, s, s | this.owner) === s) return s;
+    }
+  }
+
+  /** Ends a write: next version, no owner. */
+  private release(base: number, s: number): void {
+    Atomics.store(this.table, base + W_SEQ, (s + 0x10000) & ~OWNER_MASK);
+  }
+
+  /**
+   * Entry index of a live, unexpired entry for `k`, or -1; on a hit, foundVersion/foundIncoming hold a consistent
+   * snapshot of it. An entry being written at this instant counts as absent (the rules decide that packet).
+   */
   lookup(k: FlowKey, now: number): number {
     const t = this.table;
     let i = ConntrackTable.hash(k) & this.mask;
     for (let probe = 0; probe < MAX_PROBE; probe++, i = (i + 1) & this.mask) {
       const base = i * CONNTRACK_WORDS;
+      const s = Atomics.load(t, base + W_SEQ);
+      if ((s & OWNER_MASK) !== 0) continue;
       const state = t[base + W_STATE];
       if (state === EMPTY) return -1;
-      if (state === LIVE) {
-        if (t[base + W_EXPIRY]! < now) {
-          t[base + W_STATE] = DELETED;
-          continue;
-        }
-        if (this.matches(base, k)) return i;
-      }
+      if (state !== LIVE || t[base + W_EXPIRY]! < now || !this.matches(base, k)) continue;
+      const version = t[base + W_VERSION]!;
+      const incoming = (t[base + W_PROTO]! & 0x200) !== 0;
+      if (Atomics.load(t, base + W_SEQ) !== s) continue; // written meanwhile: what we read may be torn
+      this.foundVersion = version;
+      this.foundIncoming = incoming;
+      return i;
     }
     return -1;
   }
@@ -100,6 +138,8 @@ export class ConntrackTable {
     let victim = start;
     let victimExpiry = Infinity;
     let i = start;
+    // Choosing a slot reads without the lock: at worst a concurrent writer changes it first and we overwrite that
+    // entry, which only costs its flow a rule check on its next packet.
     for (let probe = 0; probe < MAX_PROBE; probe++, i = (i + 1) & this.mask) {
       const base = i * CONNTRACK_WORDS;
       const state = t[base + W_STATE];
@@ -119,6 +159,7 @@ export class ConntrackTable {
     }
     const slot = free >= 0 ? free : victim;
     const base = slot * CONNTRACK_WORDS;
+    const s = this.claim(base);
     t[base + W_LOCAL] = k.localIp | 0;
     t[base + W_REMOTE] = k.remoteIp | 0;
     t[base + W_PORTS] = (k.localPort << 16) | k.remotePort;
@@ -126,29 +167,30 @@ export class ConntrackTable {
     t[base + W_VERSION] = rulesVersion;
     t[base + W_EXPIRY] = expiry;
     t[base + W_STATE] = LIVE;
+    this.release(base, s);
     return slot;
   }
 
-  incoming(entry: number): boolean {
-    return (this.table[entry * CONNTRACK_WORDS + W_PROTO]! & 0x200) !== 0;
-  }
-
-  rulesVersion(entry: number): number {
-    return this.table[entry * CONNTRACK_WORDS + W_VERSION]!;
-  }
-
-  /** Refreshes the expiry and, after a successful re-verification, the rules version. */
-  refresh(entry: number, expiry: number, rulesVersion: number): void {
+  /** Refreshes the expiry and, after a successful re-verification, the rules version (if `entry` still holds `k`). */
+  refresh(entry: number, k: FlowKey, expiry: number, rulesVersion: number): void {
     const base = entry * CONNTRACK_WORDS;
-    this.table[base + W_EXPIRY] = expiry;
-    this.table[base + W_VERSION] = rulesVersion;
+    const s = this.claim(base);
+    if (this.table[base + W_STATE] === LIVE && this.matches(base, k)) {
+      this.table[base + W_EXPIRY] = expiry;
+      this.table[base + W_VERSION] = rulesVersion;
+    }
+    this.release(base, s);
   }
 
-  remove(entry: number): void {
-    this.table[entry * CONNTRACK_WORDS + W_STATE] = DELETED;
+  /** Deletes `entry` if it still holds `k`. */
+  remove(entry: number, k: FlowKey): void {
+    const base = entry * CONNTRACK_WORDS;
+    const s = this.claim(base);
+    if (this.matches(base, k)) this.table[base + W_STATE] = DELETED;
+    this.release(base, s);
   }
 
-  /** Live, unexpired entries (for the firewall.conntrack.count gauge; O(capacity), scrape-time only). */
+  /** Live, unexpired entries (for the firewall.conntrack.count gauge; O(capacity), scrape-time only, approximate). */
   count(now: number): number {
     let n = 0;
     for (let i = 0; i < this.capacity; i++) {
@@ -157,4 +199,20 @@ export class ConntrackTable {
     }
     return n;
   }
+}
+
+/**
+ * A writer died (routine crash): every entry it held mid-write may be torn, so delete it and free its seqlock.
+ * Run by the supervisor before the routine is respawned. Returns how many entries were freed.
+ */
+export function releaseConntrackOwner(table: Int32Array, capacity: number, owner: number): number {
+  let freed = 0;
+  for (let i = 0; i < capacity; i++) {
+    const w = i * CONNTRACK_WORDS + W_SEQ;
+    const s = Atomics.load(table, w);
+    if ((s & OWNER_MASK) !== owner) continue;
+    table[i * CONNTRACK_WORDS + W_STATE] = DELETED;
+    if (Atomics.compareExchange(table, w, s, (s + 0x10000) & ~OWNER_MASK) === s) freed++;
+  }
+  return freed;
 }

@@ -1,0 +1,87 @@
+/**
+ * The shared conntrack table: single-process semantics, and several processes writing and reading one table at once
+ * (routines share it: the reply to a flow one routine let out may arrive on another) without ever seeing a torn
+ * entry, i.e. a key with another entry's rules version or direction.
+ */
+import t from 'tap';
+import { fork } from 'node:child_process';
+import { join } from 'node:path';
+import { createRegion } from '../../src/shared/shm/region';
+import { ConntrackTable, releaseConntrackOwner, type FlowKey } from '../../src/shared/state/conntrack';
+import { CONNTRACK_WORDS } from '../../src/shared/state/layout';
+
+const flow = (i: number): FlowKey => ({ localIp: 0x0a000001, remoteIp: 0x0a000100 + i, localPort: 80, remotePort: 40000 + i, proto: 6, fragment: false });
+
+t.test('insert, lookup, refresh, expiry and remove', async (t) => {
+  const table = new ConntrackTable(new Int32Array(64 * CONNTRACK_WORDS), 64);
+  t.equal(table.lookup(flow(1), 100), -1, 'empty');
+  table.insert(flow(1), true, 7, 200, 100);
+  const e = table.lookup(flow(1), 100);
+  t.ok(e >= 0);
+  t.equal(table.foundVersion, 7);
+  t.equal(table.foundIncoming, true);
+  t.equal(table.lookup({ ...flow(1), fragment: true }, 100), -1, 'the fragment flag is part of the key');
+  table.refresh(e, flow(1), 300, 8);
+  t.equal(table.lookup(flow(1), 250), e, 'refreshed expiry');
+  t.equal(table.foundVersion, 8, 'and re-stamped version');
+  t.equal(table.lookup(flow(1), 301), -1, 'expired');
+  table.insert(flow(2), false, 1, 500, 100);
+  const e2 = table.lookup(flow(2), 100);
+  table.remove(e2, flow(3));
+  t.equal(table.lookup(flow(2), 100), e2, 'remove with another key does nothing (the slot was reused)');
+  table.remove(e2, flow(2));
+  t.equal(table.lookup(flow(2), 100), -1, 'removed');
+  t.equal(table.count(100), 1, 'flow 1 is still live at t=100');
+  t.equal(table.count(301), 0, 'and expired at t=301');
+});
+
+t.test('a full table evicts the soonest-expiring entry in the probe window', async (t) => {
+  const table = new ConntrackTable(new Int32Array(4 * CONNTRACK_WORDS), 4);
+  for (let i = 0; i < 4; i++) table.insert(flow(i), false, 1, 1000 + i, 100);
+  t.equal(table.count(100), 4);
+  table.insert(flow(9), false, 1, 5000, 100);
+  t.ok(table.lookup(flow(9), 100) >= 0, 'the new flow is in');
+  t.equal(table.lookup(flow(0), 100), -1, 'the soonest-expiring one was evicted');
+  t.equal(table.count(100), 4);
+});
+
+t.test('an entry left mid-write by a dead owner is deleted and freed by releaseConntrackOwner', async (t) => {
+  const words = new Int32Array(8 * CONNTRACK_WORDS);
+  const a = new ConntrackTable(words, 8, 3);
+  const e = a.insert(flow(1), false, 1, 500, 100);
+  // Simulate routine 2 (owner 3) killed inside a write: its owner id is left in the entry's seqlock word.
+  Atomics.or(words, e * CONNTRACK_WORDS + 7, 3);
+  t.equal(a.lookup(flow(1), 100), -1, 'an entry being written is not trusted');
+  t.equal(releaseConntrackOwner(words, 8, 2), 0, 'another owner frees nothing');
+  t.equal(releaseConntrackOwner(words, 8, 3), 1, 'the dead owner\'s entry is freed');
+  t.equal(a.lookup(flow(1), 100), -1, 'and deleted (it may be torn)');
+  a.insert(flow(1), true, 2, 500, 100);
+  t.ok(a.lookup(flow(1), 100) >= 0, 'the slot is writable again');
+});
+
+t.test('two processes hammering one small shared table never see a torn entry', async (t) => {
+  const capacity = 64;
+  const bytes = 64 + capacity * CONNTRACK_WORDS * 4;
+  const region = createRegion(bytes);
+  const iterations = 400_000;
+  const results = await Promise.all(
+    [1, 2].map(
+      (seed) =>
+        new Promise<{ ops: number; hits: number; torn: number }>((resolve, reject) => {
+          // fork() reuses this process's execArgv (tap's TS loader), so the fixture runs from source.
+          const child = fork(join(__dirname, 'fixtures', 'conntrack-hammer.ts'), [String(region.size), String(capacity), String(iterations), String(seed * 7919)], {
+            stdio: ['ignore', 'inherit', 'inherit', region.fd, 'ipc'],
+          });
+          let result: { ops: number; hits: number; torn: number } | undefined;
+          child.on('message', (m) => (result = m as typeof result));
+          child.on('error', reject);
+          child.on('exit', (code) => (code === 0 && result ? resolve(result) : reject(new Error(`hammer exited with ${code}`))));
+        }),
+    ),
+  );
+  for (const r of results) {
+    t.equal(r.ops, iterations);
+    t.ok(r.hits > iterations / 10, `lookups hit often enough to mean something (${r.hits})`);
+    t.equal(r.torn, 0, `no torn entry seen (${r.torn} of ${r.hits} hits)`);
+  }
+});
