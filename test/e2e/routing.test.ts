@@ -1,5 +1,6 @@
 /**
  * Where packets go besides the VPN network, and what happens when a peer vanishes:
+ * - tun.routes, tun.tx_queue: in-network routes with their own MTU, the device's queue length.
  * - tun.unsafe_routes: a route (with its MTU) to a non-Nebula subnet through a gateway whose cert lists the subnet;
  *   a gateway whose cert does not list it is refused by the outbound firewall (remote_ip check).
  * - liveness (nebula-spec §6.4): a peer that stops answering is probed with a test packet and its tunnel is deleted
@@ -18,6 +19,8 @@ t.test('unsafe_routes: through a gateway whose cert lists the subnet; refused th
     overlayIp: '192.168.100.1',
     config: {
       tun: {
+        tx_queue: 1000,
+        routes: [{ route: '192.168.100.128/25', mtu: 1100 }],
         unsafe_routes: [
           { route: '10.200.0.0/24', via: '192.168.100.2', mtu: 1200 },
           { route: '10.201.0.0/24', via: '192.168.100.3' },
@@ -37,6 +40,11 @@ t.test('unsafe_routes: through a gateway whose cert lists the subnet; refused th
   const route = await mesh.exec('a', 'ip', ['route', 'show', '10.200.0.0/24']);
   t.match(route, /dev nebula1/, 'route installed on the tun');
   t.match(route, /mtu 1200/, 'with the route MTU');
+  const inNet = await mesh.exec('a', 'ip', ['route', 'show', '192.168.100.128/25']);
+  t.match(inNet, /dev nebula1.*mtu 1100/, 'tun.routes: a route inside the VPN network with its own MTU');
+  const link = await mesh.exec('a', 'ip', ['link', 'show', 'nebula1']);
+  t.match(link, /mtu 1300 /, 'device MTU is the largest of tun.mtu and the route MTUs');
+  t.match(link, /qlen 1000/, 'tun.tx_queue applied');
 
   t.ok(await mesh.pingUntilReply('a', '10.200.0.1'), 'a reaches 10.200.0.1 behind gw');
   t.equal(await mesh.ping('a', '10.200.0.1', 3, 2), 3);
