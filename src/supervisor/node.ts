@@ -423,7 +423,11 @@ export class SupervisorNode {
       const oldHash = this.firewallHash;
       this.firewall = this.firewallUpdate(next, version);
       this.firewallHash = describeRules(next.firewall.outbound, next.firewall.inbound).hash;
-      if (version === 0) this.log.warn('firewall rulesVersion has overflowed, resetting conntrack');
+      if (version === 0) {
+        // Entries stamped 0 a full wrap ago would otherwise pass as current without re-verification.
+        this.log.warn('firewall rulesVersion has overflowed, resetting conntrack');
+        this.views!.conntrack.fill(0);
+      }
       this.routines.broadcast({ type: 'firewall', firewall: this.firewall });
       this.log.info('New firewall has been installed', { firewallHash: this.firewallHash, oldFirewallHash: oldHash, rulesVersion: version });
       changed.push('firewall');
