@@ -102,7 +102,6 @@ export class SupervisorNode {
   async start(): Promise<void> {
     const cfg = this.cfg;
     const routines = cfg.routines;
-    if (routines > 1) this.log.info('Using multiple routines', { routines });
     await this.resolveStaticHosts(cfg);
 
     this.capacities = { tunnels: cfg.tunnels.max, routines, conntrack: nextPow2(cfg.firewall.conntrack.max_entries) };
@@ -392,7 +391,7 @@ export class SupervisorNode {
     try {
       const loaded = loadConfig(this.configPath);
       next = loaded.config;
-      logConfigWarnings(this.log, loaded.warnings);
+      logConfigWarnings(this.log, loaded.warnings, 'reload');
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       this.log.error('Failed to reload config, keeping the running config', { error });

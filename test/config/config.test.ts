@@ -91,7 +91,7 @@ t.test('routines: the deprecation rule of nebula-spec §8.1', async (t) => {
     t.equal(warnings.filter((w) => w.msg === DEPRECATED).length, 0);
     t.same(
       warnings.filter((w) => w.msg === 'Using multiple routines'),
-      [{ level: 'info', msg: 'Using multiple routines', fields: { routines: 4 } }],
+      [{ level: 'info', msg: 'Using multiple routines', fields: { routines: 4 }, startupOnly: true }],
     );
     t.equal(config.firewall.conntrack.routine_cache_timeout, 1000, 'routine cache defaults to 1s when routines > 1');
   });
@@ -125,6 +125,9 @@ t.test('routines: the deprecation rule of nebula-spec §8.1', async (t) => {
     const { warnings } = parseConfig(PKI + 'tun: {routines: 2}\nlisten: {routines: 3}\n');
     logConfigWarnings(logger, warnings.filter((w) => w.msg === DEPRECATED));
     t.same(lines.map((l) => JSON.parse(l)), [{ level: 'warning', msg: DEPRECATED, routines: 3 }]);
+    // routines is only read at start: a reload of the same file must not repeat the WARN.
+    logConfigWarnings(logger, warnings, 'reload');
+    t.same(lines.slice(1).filter((l) => /routines/i.test(l)), [], 'nothing about routines logged again on reload');
   });
 });
 

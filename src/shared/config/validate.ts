@@ -25,7 +25,7 @@ export function resolveRoutines(
 ): number {
   if (routines !== undefined && routines !== 0) {
     const n = routines < 1 ? 1 : routines;
-    if (n > 1) warnings.push({ level: 'info', msg: 'Using multiple routines', fields: { routines: n } });
+    if (n > 1) warnings.push({ level: 'info', msg: 'Using multiple routines', fields: { routines: n }, startupOnly: true });
     return n;
   }
   const n = Math.max(tunRoutines ?? 1, listenRoutines ?? 1);
@@ -34,6 +34,7 @@ export function resolveRoutines(
       level: 'warning',
       msg: 'Setting tun.routines and listen.routines is deprecated. Use `routines` instead',
       fields: { routines: n },
+      startupOnly: true,
     });
   }
   return Math.max(1, n);

@@ -9,8 +9,10 @@ export interface ConfigWarning {
   level: 'warning' | 'info';
   msg: string;
   fields: Record<string, unknown>;
+  /** About a setting only read at start (routines): logged at start, not again on every reload. */
+  startupOnly?: boolean;
 }
 
-export function logConfigWarnings(logger: Logger, warnings: readonly ConfigWarning[]): void {
-  for (const w of warnings) logger.log(w.level, w.msg, w.fields);
+export function logConfigWarnings(logger: Logger, warnings: readonly ConfigWarning[], context: 'start' | 'reload' = 'start'): void {
+  for (const w of warnings) if (context === 'start' || !w.startupOnly) logger.log(w.level, w.msg, w.fields);
 }
