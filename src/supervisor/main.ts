@@ -6,7 +6,9 @@
 import { loadConfig, ConfigError } from '../shared/config';
 import { Logger } from '../shared/log';
 import { formatIPv4 } from '../shared/util/ipv4';
+import http from 'node:http';
 import { ControlSocket } from './control-socket';
+import { buildRegistry, serveMetrics } from './metrics';
 import { SupervisorNode } from './node';
 import { C, COUNTER_NAMES } from '../shared/state/counters';
 
@@ -117,6 +119,7 @@ async function main(): Promise<number> {
     stopping = true;
     log.info('Caught signal, shutting down', { signal });
     control.close();
+    metricsServer?.close();
     await node.stop();
     log.info('Goodbye');
     process.exit(0);
@@ -128,9 +131,13 @@ async function main(): Promise<number> {
     node.reload();
   });
 
+  let metricsServer: http.Server | undefined;
   try {
     await node.start();
     await control.listen();
+    const stats = node.cfg.stats;
+    // Like Nebula, the endpoint starts once the node is up, and failing to listen is fatal.
+    if (stats.type === 'prometheus') metricsServer = await serveMetrics(stats, buildRegistry(stats, node.metricsSource(), `nebula-ts ${VERSION}`), log);
   } catch (err) {
     log.error('Failed to start', { error: err instanceof Error ? err.message : String(err) });
     await node.stop().catch(() => undefined);

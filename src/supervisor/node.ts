@@ -14,7 +14,8 @@ import { close as closeFd } from '../shared/native/libc';
 import { createUdpSocket, localPort, sendTo } from '../shared/native/udp';
 import { createRegion, type Region } from '../shared/shm/region';
 import { computeLayout, stampHeader, viewsOver, type RegionViews, type RegionCapacities } from '../shared/state/layout';
-import { releaseConntrackOwner } from '../shared/state/conntrack';
+import { ConntrackTable, conntrackNow, releaseConntrackOwner } from '../shared/state/conntrack';
+import type { MetricsSource } from './metrics';
 import { formatCidr, formatIPv4, parseIPv4, parseCidr } from '../shared/util/ipv4';
 import type { Logger, LogLevel } from '../shared/log';
 import type { FirewallUpdate, MetaPacket, PeerIdentity, RoutineSetup, RoutineToSupervisor, TunnelInstall } from '../shared/ipc/messages';
@@ -462,6 +463,24 @@ export class SupervisorNode {
     if (!this.views) return 0;
     const per = this.views.counters.length / this.capacities.routines;
     return this.views.counters[routine * per + index]!;
+  }
+
+  /** What the Prometheus endpoint reads at scrape time. */
+  metricsSource(): MetricsSource {
+    const conntrack = new ConntrackTable(this.views!.conntrack, this.capacities.conntrack);
+    return {
+      routines: this.capacities.routines,
+      counterTotal: (index, name) => this.counterTotal(index, name),
+      routineCounter: (routine, index) => this.routineCounter(routine, index),
+      supervisorCounters: () => this.counters.entries(),
+      gauges: () => ({
+        'hostmap.main.hosts': this.hostmap.size,
+        'hostmap.pending.hosts': this.handshakes.pendingCount,
+        'firewall.conntrack.count': conntrack.count(conntrackNow()),
+        'firewall.rules.version': this.firewall.version,
+        routines: this.capacities.routines,
+      }),
+    };
   }
 
   get insideName(): string {
