@@ -213,3 +213,14 @@ export function childrenOf(ppid: number): number[] {
   }
   return out.sort((a, b) => a - b);
 }
+
+/** Polls `get` until `pred` holds; rejects with the last value after `timeoutMs` (for state with no event). */
+export async function until<T>(what: string, get: () => Promise<T> | T, pred: (v: T) => boolean, timeoutMs: number, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (pred(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out (${timeoutMs} ms) waiting for ${what}; last: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { makeCA, makeHostCert } from '../../src/demo/pki';
-import { alive, childrenOf } from './helpers';
+import { alive, childrenOf, until } from './helpers';
 
 const ROOT = path.resolve(__dirname, '../..');
 const PM2 = path.join(ROOT, 'node_modules', '.bin', 'pm2');
@@ -26,18 +26,6 @@ function freeUdpPort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-
-
-async function until<T>(what: string, get: () => Promise<T> | T, pred: (v: T) => boolean, timeoutMs: number, intervalMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (pred(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out (${timeoutMs} ms) waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
 }
 
 interface Pm2Proc {

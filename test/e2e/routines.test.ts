@@ -16,7 +16,7 @@ import { mapRegion } from '../../src/shared/shm/region';
 import { C, COUNTER_COUNT, type CounterName } from '../../src/shared/state/counters';
 import { computeLayout, viewsOver } from '../../src/shared/state/layout';
 import { prereqs } from '../helpers/prereq';
-import { alive, childrenOf, status } from './helpers';
+import { alive, childrenOf, status, until } from './helpers';
 
 const ROOT = path.resolve(__dirname, '../..');
 const A = '192.168.100.1';
@@ -38,23 +38,6 @@ async function newMesh(t: Teardownable, specs: MeshNodeSpec[]): Promise<Mesh> {
   mesh.writeConfigs();
   return mesh;
 }
-
-
-
-
-
-/** Polls until `pred` holds; rejects with the last value after `timeoutMs`. */
-async function until<T>(what: string, get: () => Promise<T> | T, pred: (v: T) => boolean, timeoutMs: number, intervalMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (pred(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out (${timeoutMs} ms) waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-
 
 function cmdline(pid: number): string {
   try {
