@@ -101,6 +101,9 @@ export class ProtoReader {
 
   next(): ProtoField {
     const key = this.readVarint();
+    // Go's protowire.DecodeTag refuses field numbers above MaxInt32; beyond 2^53 a JS number would not even hold
+    // the field number exactly.
+    if (key >> 3n > 0x7fffffffn) throw new ProtobufError('invalid field number');
     const field = Number(key >> 3n);
     const wire = Number(key & 7n);
     if (field === 0) throw new ProtobufError('field number 0');

@@ -34,7 +34,15 @@ export function parseYaml(text: string, source = '<config>'): YamlMap {
       }),
     );
   }
-  const value: unknown = doc.toJS({ maxAliasCount: 1000 });
+  // toJS throws plain Errors for content the parser accepted: an alias bomb (ReferenceError), an alias to an anchor
+  // defined later, a merge key (`<<`) whose value is not a map. They are config problems like any other.
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 1000 });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new ConfigError([{ path: source, message: `YAML error: ${message}` }]);
+  }
   if (value === null || value === undefined) return {};
   if (!isMap(value)) throw new ConfigError([{ path: source, message: 'the config must be a map of keys' }]);
   return value;

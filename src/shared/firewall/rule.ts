@@ -149,7 +149,7 @@ export function parseFirewallRule(raw: unknown): ParsedRule {
 
   let proto = PROTO_ANY;
   if (protoText === '') errors.push({ path: ['proto'], message: 'required (any, tcp, udp or icmp)' });
-  else if (!(protoText in PROTOS)) errors.push({ path: ['proto'], message: `${JSON.stringify(protoText)} is not one of any, tcp, udp, icmp` });
+  else if (!Object.hasOwn(PROTOS, protoText)) errors.push({ path: ['proto'], message: `${JSON.stringify(protoText)} is not one of any, tcp, udp, icmp` });
   else proto = PROTOS[protoText];
 
   let startPort = PORT_ANY;
