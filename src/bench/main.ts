@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { Mesh, type NodeKind } from '../demo/mesh';
+import { Mesh, type NodeKind } from '../testbed/netns-mesh';
 
 interface Options {
   seconds: number;

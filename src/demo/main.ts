@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { Mesh, type MeshNode } from './mesh';
+import { Mesh, type MeshNode } from '../testbed/netns-mesh';
 
 interface Row {
   from: string;

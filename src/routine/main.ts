@@ -2,7 +2,7 @@
  * A routine process: the data plane for one queue (DESIGN.md). Forked by the supervisor with
  *   fd 3 = UDP socket i, fd 4 = inside queue i (or /dev/null when the inside is disabled), fd 5 = shared region,
  *   and the IPC channel.
- * The main thread only relays control messages; the packet loops run in one worker thread (datapath.ts).
+ * The main thread only relays control messages; the packet loops run in one worker thread (datapath-worker.ts runs datapath.ts).
  * The routine exits when the IPC channel closes, so an orphan never keeps stealing traffic from the next run.
  */
 import { Worker } from 'node:worker_threads';
@@ -10,13 +10,10 @@ import path from 'node:path';
 import { EFD_CLOEXEC, EFD_NONBLOCK, eventfd, setNonBlocking, writeFd } from '../shared/native/libc';
 import type { RoutineSetup, RoutineToSupervisor, SupervisorToRoutine } from '../shared/ipc/messages';
 import type { RegionCapacities } from '../shared/state/layout';
-import type { DatapathInit } from './datapath';
+import { testHooks } from '../shared/test-hooks';
+import { exitOnUnexpectedErrors } from '../shared/fatal';
+import type { DatapathInit } from './datapath-worker';
 
-/**
- * Fault injection for tests only: delays each tunnelUp inside the routine, so a peer's first packet deterministically
- * arrives before the routine knows its tunnel (test/e2e/first-packet.test.ts). Unset (0) in normal operation.
- */
-const TUNNEL_UP_DELAY_MS = Number(process.env.NEBULA_TS_TEST_TUNNEL_UP_DELAY_MS ?? 0) || 0;
 
 const UDP_FD = 3;
 const INSIDE_FD = 4;
@@ -35,7 +32,7 @@ function start(setup: RoutineSetup, capacities: RegionCapacities): void {
   const insideFd = setup.insideKind === 'disabled' ? -1 : INSIDE_FD;
   if (insideFd >= 0) setNonBlocking(insideFd, true);
   const init: DatapathInit = { udpFd: UDP_FD, insideFd, wakeFd, regionFd: REGION_FD, capacities, setup };
-  const worker = new Worker(path.join(__dirname, 'datapath.js'), { workerData: init });
+  const worker = new Worker(path.join(__dirname, 'datapath-worker.js'), { workerData: init });
 
   // A worker asleep in poll() holds up process.exit() until poll returns: ring it, so we leave at once. Ask the
   // worker to terminate first (terminate() stops its isolate at its next JS step, synchronously): ringing alone
@@ -67,13 +64,18 @@ function start(setup: RoutineSetup, capacities: RegionCapacities): void {
     writeFd(wakeFd, wake, 8);
   };
   process.on('message', (msg: SupervisorToRoutine) => {
-    if (msg.type === 'tunnelUp' && TUNNEL_UP_DELAY_MS > 0) setTimeout(() => forward(msg), TUNNEL_UP_DELAY_MS);
+    if (msg.type === 'tunnelUp' && testHooks.tunnelUpDelayMs > 0) setTimeout(() => forward(msg), testHooks.tunnelUpDelayMs);
     else forward(msg);
   });
   send({ type: 'ready', routine: setup.routine });
 }
 
 function main(): void {
+  // Reported to the supervisor's log while the channel is up (stderr otherwise); the supervisor respawns us.
+  exitOnUnexpectedErrors((msg, error) => {
+    if (process.connected) send({ type: 'log', level: 'error', msg, fields: { routine: Number(process.env.NEBULA_TS_ROUTINE ?? -1), error } });
+    else process.stderr.write(`${msg}: ${error}\n`);
+  });
   // No orphans: when the supervisor goes away (even SIGKILL), the channel closes and we leave.
   process.on('disconnect', () => process.exit(0));
   // Signals are the supervisor's business: it stops routines through IPC, in order.

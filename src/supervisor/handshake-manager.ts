@@ -4,22 +4,20 @@
  * the Noise static key, cached stage-2 replies for retransmitted stage 1s, and the race rules of §3.7.
  * Packets waiting for a tunnel are parked in the routines, which flush them when the tunnel is installed.
  */
-import { createInitiator, createResponder, type NoiseIXHandshake } from '../shared/noise';
-import { HEADER_LEN, TYPE_HANDSHAKE, writeHeader } from '../shared/protocol/header';
-import { decodeHandshake, encodeHandshake } from '../shared/protocol/handshake-payload';
-import { marshalCertForHandshake, validateHandshakeCert, type NebulaCertificate } from '../shared/pki';
+import { createInitiator, createResponder } from '../shared/noise';
+import { HEADER_LEN } from '../shared/protocol/header';
+import type { NebulaCertificate } from '../shared/pki';
 import { formatIPv4 } from '../shared/util/ipv4';
+import { formatEndpoint, type Endpoint } from '../shared/util/endpoint';
+import { PendingHandshakes, type Pending } from './pending-handshakes';
 import type { Logger } from '../shared/log';
 import type { CipherName } from '../shared/crypto';
 import type { MetaPacket } from '../shared/ipc/messages';
-import type { HostMap, HostInfo } from './hostmap';
+import type { HostMap, HostInfo, NewTunnel } from './hostmap';
 import type { SupervisorCounters } from './counters';
 import type { CAPool } from '../shared/pki';
+import { buildStage1, buildStage2, errText, openHandshakePayload } from './handshake-messages';
 
-export interface Endpoint {
-  ip: number;
-  port: number;
-}
 
 export interface HandshakeEnv {
   log: Logger;
@@ -34,63 +32,44 @@ export interface HandshakeEnv {
   /** Known underlay addresses of a VPN IP (static_host_map for now). */
   addressesFor(vpnIp: number): Endpoint[];
   sendUdp(buf: Buffer, to: Endpoint): void;
-  /** Installs a completed tunnel (host map + routines); replaces and removes `replaced` if given. */
-  install(h: Omit<HostInfo, 'slot' | 'sender' | 'recvErrors' | 'createdAt'>): HostInfo;
+  /**
+   * Installs a completed tunnel (host map + routines), replacing any older tunnel to the same host. Undefined when
+   * it was refused (the host map is full).
+   */
+  install(h: NewTunnel): HostInfo | undefined;
   /** Sends a test request on an existing tunnel (race aftermath). */
   sendTest(h: HostInfo): void;
 }
 
-interface Pending {
-  vpnIp: number;
-  localIndex: number;
-  noise: NoiseIXHandshake;
-  packet: Buffer;
-  attempts: number;
-  startedAt: bigint;
-  timer?: NodeJS.Timeout;
-}
-
-function nowNanos(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
-}
-
-function addr(e: Endpoint): string {
-  return `${formatIPv4(e.ip)}:${e.port}`;
-}
+const addr = formatEndpoint;
 
 export class HandshakeManager {
-  private readonly pendingByVpn = new Map<number, Pending>();
-  private readonly pendingByIndex = new Map<number, Pending>();
+  private readonly pending: PendingHandshakes;
   /** Handshake durations (ns) for the `handshakes` histogram. */
   readonly durations: number[] = [];
 
-  constructor(private readonly env: HandshakeEnv) {}
+  constructor(private readonly env: HandshakeEnv) {
+    this.pending = new PendingHandshakes((index) => env.hostmap.releaseIndex(index));
+  }
 
   get pendingCount(): number {
-    return this.pendingByVpn.size;
+    return this.pending.size;
   }
 
   isPending(vpnIp: number): boolean {
-    return this.pendingByVpn.has(vpnIp);
+    return this.pending.forVpnIp(vpnIp) !== undefined;
   }
 
   /** Starts a handshake to `vpnIp` unless a tunnel or a pending handshake already exists. */
   start(vpnIp: number): void {
     const env = this.env;
-    if (vpnIp === env.vpnIp || env.hostmap.get(vpnIp) || this.pendingByVpn.has(vpnIp)) return;
+    if (vpnIp === env.vpnIp || env.hostmap.get(vpnIp) || this.pending.forVpnIp(vpnIp)) return;
     const localIndex = env.hostmap.allocateIndex();
     const pki = env.pki();
     const noise = createInitiator({ cipher: env.cipher, staticPrivate: pki.privateKey });
-    const payload = encodeHandshake({
-      details: { cert: marshalCertForHandshake(pki.cert), initiatorIndex: localIndex, responderIndex: 0, cookie: 0n, time: nowNanos() },
-    });
-    const msg = noise.writeMessage1(payload);
-    const packet = Buffer.alloc(HEADER_LEN + msg.length);
-    writeHeader(packet, 0, TYPE_HANDSHAKE, 0, 0, 0, 1);
-    msg.copy(packet, HEADER_LEN);
+    const packet = buildStage1(noise, pki.cert, localIndex);
     const p: Pending = { vpnIp, localIndex, noise, packet, attempts: 0, startedAt: process.hrtime.bigint() };
-    this.pendingByVpn.set(vpnIp, p);
-    this.pendingByIndex.set(localIndex, p);
+    this.pending.add(p);
     env.counters.inc('handshake_manager.initiated');
     // A static host is tried at once (nebula-spec §3.6); later attempts back off linearly.
     this.attempt(p);
@@ -98,7 +77,7 @@ export class HandshakeManager {
 
   private attempt(p: Pending): void {
     const env = this.env;
-    if (this.pendingByIndex.get(p.localIndex) !== p) return;
+    if (!this.pending.isCurrent(p)) return;
     if (p.attempts >= env.retries) {
       env.log.info('Handshake timed out', {
         vpnIp: formatIPv4(p.vpnIp),
@@ -132,20 +111,17 @@ export class HandshakeManager {
   }
 
   private drop(p: Pending): void {
-    if (p.timer) clearTimeout(p.timer);
-    if (this.pendingByIndex.get(p.localIndex) === p) this.pendingByIndex.delete(p.localIndex);
-    if (this.pendingByVpn.get(p.vpnIp) === p) this.pendingByVpn.delete(p.vpnIp);
-    this.env.hostmap.releaseIndex(p.localIndex);
+    this.pending.remove(p);
   }
 
   /** A recvError for a pending handshake's index discards it (nebula-spec §6.1). */
   dropPendingByIndex(index: number): void {
-    const p = this.pendingByIndex.get(index);
+    const p = this.pending.forIndex(index);
     if (p) this.drop(p);
   }
 
   stop(): void {
-    for (const p of [...this.pendingByIndex.values()]) this.drop(p);
+    for (const p of this.pending.all()) this.drop(p);
   }
 
   /** A type-0 datagram handed up by a routine. */
@@ -170,24 +146,12 @@ export class HandshakeManager {
       env.log.error('Failed to call noise.ReadMessage', { udpAddr: addr(from), error: errText(err), handshake: { stage: 1, style: 'ix_psk0' } });
       return;
     }
-    let details;
-    try {
-      details = decodeHandshake(payload).details;
-    } catch (err) {
-      env.log.error('Failed unmarshal handshake message', { udpAddr: addr(from), error: errText(err), handshake: { stage: 1, style: 'ix_psk0' } });
+    const opened = openHandshakePayload(payload, peerStatic, pki.caPool);
+    if (!opened.ok) {
+      logFailure(env.log, opened, { udpAddr: addr(from) }, 1);
       return;
     }
-    if (!details) {
-      env.log.error('Message did not contain handshake details', { udpAddr: addr(from), handshake: { stage: 1, style: 'ix_psk0' } });
-      return;
-    }
-    let cert: NebulaCertificate;
-    try {
-      cert = validateHandshakeCert(details.cert, peerStatic, pki.caPool);
-    } catch (err) {
-      env.log.info('Invalid certificate from host', { udpAddr: addr(from), error: errText(err), handshake: { stage: 1, style: 'ix_psk0' } });
-      return;
-    }
+    const { details, cert } = opened;
     const vpnIp = cert.vpnIp!;
     const fields = {
       vpnIp: formatIPv4(vpnIp),
@@ -216,7 +180,7 @@ export class HandshakeManager {
       env.sendTest(existing);
       return;
     }
-    const ours = this.pendingByVpn.get(vpnIp);
+    const ours = this.pending.forVpnIp(vpnIp);
     if (ours) {
       // Both sides initiated: the handshake from the higher VPN IP wins (uint32 compare, spec §3.7).
       if (vpnIp >>> 0 > env.vpnIp >>> 0) this.drop(ours);
@@ -227,29 +191,17 @@ export class HandshakeManager {
     }
 
     const localIndex = env.hostmap.allocateIndex();
-    const replyPayload = encodeHandshake({
-      details: {
-        cert: marshalCertForHandshake(pki.cert),
-        initiatorIndex: details.initiatorIndex,
-        responderIndex: localIndex,
-        cookie: 0n,
-        time: nowNanos(),
-      },
-    });
-    let msg2: Buffer;
+    let reply: Buffer;
     try {
-      msg2 = noise.writeMessage2(replyPayload);
+      reply = buildStage2(noise, pki.cert, details.initiatorIndex, localIndex);
     } catch (err) {
       env.hostmap.releaseIndex(localIndex);
       env.log.error('Failed to call noise.WriteMessage', { ...fields, error: errText(err) });
       return;
     }
     const keys = noise.split();
-    const reply = Buffer.alloc(HEADER_LEN + msg2.length);
-    writeHeader(reply, 0, TYPE_HANDSHAKE, 0, details.initiatorIndex, 0, 2);
-    msg2.copy(reply, HEADER_LEN);
 
-    env.install({
+    const installed = env.install({
       vpnIp,
       localIndex,
       remoteIndex: details.initiatorIndex,
@@ -263,6 +215,11 @@ export class HandshakeManager {
       stage2Reply: reply,
       initiatedLocally: false,
     });
+    if (!installed) {
+      // Refused (and logged) by install: no tunnel, so no reply; the initiator retries or times out.
+      env.hostmap.releaseIndex(localIndex);
+      return;
+    }
     env.sendUdp(reply, from);
     env.counters.inc('messages.tx.handshake_ixpsk0');
     env.log.info('Handshake message received', fields);
@@ -271,7 +228,7 @@ export class HandshakeManager {
 
   private complete(data: Buffer, localIndex: number, from: Endpoint): void {
     const env = this.env;
-    const p = this.pendingByIndex.get(localIndex);
+    const p = this.pending.forIndex(localIndex);
     if (!p) {
       const done = env.hostmap.byLocalIndex(localIndex);
       if (done) env.log.debug('Handshake is already complete', { vpnIp: formatIPv4(done.vpnIp), udpAddr: addr(from) });
@@ -286,28 +243,14 @@ export class HandshakeManager {
       env.log.error('Failed to call noise.ReadMessage', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from), error: errText(err), handshake: { stage: 2, style: 'ix_psk0' } });
       return;
     }
-    let details;
-    try {
-      details = decodeHandshake(payload).details;
-    } catch (err) {
-      // Authenticated by Noise, so it really came from the peer: its handshake is broken, give up on this one.
-      env.log.error('Failed unmarshal handshake message', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from), error: errText(err), handshake: { stage: 2, style: 'ix_psk0' } });
+    // Authenticated by Noise from here on, so it really came from the peer: a broken payload ends this handshake.
+    const opened = openHandshakePayload(payload, peerStatic, env.pki().caPool);
+    if (!opened.ok) {
+      logFailure(env.log, opened, { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from) }, 2);
       this.drop(p);
       return;
     }
-    if (!details) {
-      env.log.error('Message did not contain handshake details', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from) });
-      this.drop(p);
-      return;
-    }
-    let cert: NebulaCertificate;
-    try {
-      cert = validateHandshakeCert(details.cert, peerStatic, env.pki().caPool);
-    } catch (err) {
-      env.log.info('Invalid certificate from host', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from), error: errText(err), handshake: { stage: 2, style: 'ix_psk0' } });
-      this.drop(p);
-      return;
-    }
+    const { details, cert } = opened;
     const fields = {
       vpnIp: formatIPv4(p.vpnIp),
       udpAddr: addr(from),
@@ -326,7 +269,7 @@ export class HandshakeManager {
     const keys = p.noise.split();
     const duration = Number(process.hrtime.bigint() - p.startedAt);
     this.drop(p);
-    env.install({
+    const installed = env.install({
       vpnIp: p.vpnIp,
       localIndex: p.localIndex,
       remoteIndex: details.responderIndex,
@@ -338,13 +281,14 @@ export class HandshakeManager {
       handshakeTime: details.time,
       initiatedLocally: true,
     });
+    if (!installed) return; // refused (and logged) by install: the host map is full
     this.durations.push(duration);
     if (this.durations.length > 1024) this.durations.shift();
     env.log.info('Handshake message received', { ...fields, durationNs: duration, sentCachedPackets: 0 });
   }
-
 }
 
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+function logFailure(log: Logger, failure: { message: string; error?: string; level: 'error' | 'info' }, base: Record<string, unknown>, stage: 1 | 2): void {
+  const fields = failure.error === undefined ? { ...base } : { ...base, error: failure.error };
+  log[failure.level](failure.message, { ...fields, handshake: { stage, style: 'ix_psk0' } });
 }

@@ -4,8 +4,7 @@
  * routines learn of changes by IPC (tunnelUp / tunnelDown).
  */
 import { randomInt } from 'node:crypto';
-import { replayInit, replayMark } from '../shared/protocol/replay-window';
-import { TS_IN_USE, TS_LOCK, TS_RECV_ERRORS, TS_REPLAY, TS_RX_MARK, TS_SEND_COUNTER, TS_TX_MARK, TUNNEL_SLOT_WORDS } from '../shared/state/layout';
+import type { TunnelSlots } from '../shared/state/tunnel-slots';
 import type { NebulaCertificate } from '../shared/pki';
 import type { PacketCipher } from '../shared/crypto';
 
@@ -26,10 +25,15 @@ export interface HostInfo {
   stage2Reply?: Buffer;
   initiatedLocally: boolean;
   /** The supervisor's own encryptor for the meta packets it sends (test, closeTunnel). */
-  sender: PacketCipher;
+  encrypt: PacketCipher;
+  /** remoteIp:remotePort as a sockaddr_in, what sendOnTunnel sends to; updated with them (install, roaming). */
+  remoteSockaddr: Buffer;
   recvErrors: number;
   createdAt: number;
 }
+
+/** What a completed handshake knows of a tunnel; installing it (tunnels.ts) adds the slot, the cipher and the rest. */
+export type NewTunnel = Omit<HostInfo, 'slot' | 'encrypt' | 'remoteSockaddr' | 'recvErrors' | 'createdAt'>;
 
 /** A freed slot is not reused for a while: a routine may still be finishing a packet on it. */
 const SLOT_QUARANTINE_MS = 5000;
@@ -43,7 +47,7 @@ export class HostMap {
   private readonly reservedIndexes = new Set<number>();
 
   constructor(
-    private readonly slots: Int32Array,
+    private readonly slots: TunnelSlots,
     readonly capacity: number,
   ) {
     for (let i = capacity - 1; i >= 0; i--) this.freeSlots.push(i);
@@ -86,25 +90,12 @@ export class HostMap {
     this.reservedIndexes.delete(index);
   }
 
-  /**
-   * Claims a slot and resets it for a new tunnel: send counter 2 (the first packet carries 3, spec §2.5), a fresh
-   * replay window with 1 and 2 already used by the handshake, liveness marks clear.
-   */
-  allocateSlot(now: number): number {
+  /** Claims a slot and resets it for a new tunnel (TunnelSlots.reset). Undefined when every slot is taken. */
+  allocateSlot(now: number): number | undefined {
     while (this.quarantine.length > 0 && this.quarantine[0]!.until <= now) this.freeSlots.push(this.quarantine.shift()!.slot);
     const slot = this.freeSlots.pop();
-    if (slot === undefined) throw new Error(`host map is full (tunnels.max = ${this.capacity})`);
-    const w = slot * TUNNEL_SLOT_WORDS;
-    const s = this.slots;
-    Atomics.store(s, w + TS_LOCK, 0);
-    Atomics.store(s, w + TS_RX_MARK, 0);
-    Atomics.store(s, w + TS_TX_MARK, 0);
-    Atomics.store(s, w + TS_RECV_ERRORS, 0);
-    replayInit(s, w + TS_REPLAY);
-    replayMark(s, w + TS_REPLAY, 1);
-    replayMark(s, w + TS_REPLAY, 2);
-    Atomics.store(s, w + TS_SEND_COUNTER, 2);
-    Atomics.store(s, w + TS_IN_USE, 1);
+    if (slot === undefined) return undefined;
+    this.slots.reset(slot);
     return slot;
   }
 
@@ -121,32 +112,21 @@ export class HostMap {
     if (this.byIndex.get(h.localIndex) !== h) return;
     this.byIndex.delete(h.localIndex);
     if (this.byVpn.get(h.vpnIp) === h) this.byVpn.delete(h.vpnIp);
-    Atomics.store(this.slots, h.slot * TUNNEL_SLOT_WORDS + TS_IN_USE, 0);
+    this.slots.release(h.slot);
     this.quarantine.push({ slot: h.slot, until: now + SLOT_QUARANTINE_MS });
-    h.sender.dispose();
+    h.encrypt.dispose();
   }
 
   /** Liveness marks the routines set (any authenticated packet in / any packet out). */
   rxMark(h: HostInfo): boolean {
-    return Atomics.load(this.slots, h.slot * TUNNEL_SLOT_WORDS + TS_RX_MARK) !== 0;
+    return this.slots.rxMark(h.slot);
   }
 
   txMark(h: HostInfo): boolean {
-    return Atomics.load(this.slots, h.slot * TUNNEL_SLOT_WORDS + TS_TX_MARK) !== 0;
+    return this.slots.txMark(h.slot);
   }
 
   clearMarks(h: HostInfo): void {
-    Atomics.store(this.slots, h.slot * TUNNEL_SLOT_WORDS + TS_RX_MARK, 0);
-    Atomics.store(this.slots, h.slot * TUNNEL_SLOT_WORDS + TS_TX_MARK, 0);
-  }
-
-  /** Next send counter for a packet the supervisor itself sends on this tunnel. */
-  nextCounter(h: HostInfo): number {
-    return (Atomics.add(this.slots, h.slot * TUNNEL_SLOT_WORDS + TS_SEND_COUNTER, 1) + 1) >>> 0;
-  }
-
-  /** A routine died: free any slot lock it held (locks are never held across anything that can block). */
-  releaseLocksOf(routine: number): void {
-    for (let slot = 0; slot < this.capacity; slot++) Atomics.compareExchange(this.slots, slot * TUNNEL_SLOT_WORDS + TS_LOCK, routine + 1, 0);
+    this.slots.clearMarks(h.slot);
   }
 }

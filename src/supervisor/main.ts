@@ -5,12 +5,11 @@
  */
 import { loadConfig, ConfigError } from '../shared/config';
 import { Logger } from '../shared/log';
-import { formatIPv4 } from '../shared/util/ipv4';
+import { exitOnUnexpectedErrors } from '../shared/fatal';
 import http from 'node:http';
 import { ControlSocket } from './control-socket';
 import { buildRegistry, serveMetrics } from './metrics';
 import { SupervisorNode } from './node';
-import { C, COUNTER_NAMES } from '../shared/state/counters';
 
 export const VERSION = '0.1.0';
 
@@ -91,6 +90,7 @@ async function main(): Promise<number> {
   }
 
   const log = new Logger({ level: 'info' });
+  exitOnUnexpectedErrors((msg, error) => log.error(msg, { error }));
   let node: SupervisorNode;
   try {
     node = new SupervisorNode(args.config, log);
@@ -100,14 +100,18 @@ async function main(): Promise<number> {
   }
 
   let stopping = false;
+  // The control socket is claimed before the node starts, so a node that may not have it (another node answers on
+  // it) fails before it touches any device or port. Until the node runs, requests get "starting".
+  let started = false;
   const control = new ControlSocket(
-    node.cfg.control.socket,
+    node.controlSocketPath(),
     (req) => {
+      if (!started) return { ok: false, error: 'the node is still starting' };
       switch (req.cmd) {
         case 'reload':
           return node.reload();
         case 'status':
-          return status(node);
+          return node.status();
         default:
           return { ok: false, error: `unknown command ${req.cmd}` };
       }
@@ -133,9 +137,10 @@ async function main(): Promise<number> {
 
   let metricsServer: http.Server | undefined;
   try {
-    await node.start();
     await control.listen();
-    const stats = node.cfg.stats;
+    await node.start();
+    started = true;
+    const stats = node.statsConfig();
     // Like Nebula, the endpoint starts once the node is up, and failing to listen is fatal.
     if (stats.type === 'prometheus') metricsServer = await serveMetrics(stats, buildRegistry(stats, node.metricsSource(), `nebula-ts ${VERSION}`), log);
   } catch (err) {
@@ -146,29 +151,6 @@ async function main(): Promise<number> {
   }
   process.send?.('ready');
   return -1; // keep running
-}
-
-function status(node: SupervisorNode): unknown {
-  const tunnels = [...node.hostmap.hosts()].map((h) => ({
-    vpnIp: formatIPv4(h.vpnIp),
-    name: h.cert.details.name,
-    localIndex: h.localIndex,
-    remoteIndex: h.remoteIndex,
-    remote: `${formatIPv4(h.remoteIp)}:${h.remotePort}`,
-  }));
-  const perRoutine = node.routines.pids().map((pid, i) => ({
-    routine: i,
-    pid,
-    restarts: node.routines.restarts(i),
-    insideRx: node.routineCounter(i, C['routine.inside.rx_packets']),
-    outsideTx: node.routineCounter(i, C['routine.outside.tx_packets']),
-    outsideRx: node.routineCounter(i, C['routine.outside.rx_packets']),
-    insideTx: node.routineCounter(i, C['routine.inside.tx_packets']),
-  }));
-  const counters: Record<string, number> = {};
-  for (const name of COUNTER_NAMES) counters[name] = node.counterTotal(C[name], name);
-  for (const [name, value] of node.counters.entries()) if (!(name in counters)) counters[name] = value;
-  return { ok: true, vpnIp: formatIPv4(node.vpnIp), interface: node.insideName, listenPort: node.listenPort, tunnels, routines: perRoutine, counters };
 }
 
 main().then(

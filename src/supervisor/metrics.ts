@@ -14,6 +14,7 @@ import { Gauge, Registry } from 'prom-client';
 import { C, COUNTER_NAMES, type CounterName } from '../shared/state/counters';
 import type { NebulaConfig } from '../shared/config';
 import type { Logger } from '../shared/log';
+import { parseHostPort } from '../shared/util/host-port';
 
 export interface MetricsSource {
   /** Sum over every routine row plus the supervisor's own count. */
@@ -86,9 +87,9 @@ function sumOf(entries: Iterable<[string, number]>, name: string): number {
 
 /** Starts the HTTP endpoint; resolves once listening. */
 export async function serveMetrics(cfg: NebulaConfig['stats'], reg: Registry, log: Logger): Promise<http.Server> {
-  const colon = cfg.listen.lastIndexOf(':');
-  const host = cfg.listen.slice(0, colon).replace(/^\[|\]$/g, '') || '0.0.0.0';
-  const port = Number(cfg.listen.slice(colon + 1));
+  const listen = parseHostPort(cfg.listen);
+  if (!listen) throw new Error(`stats.listen: ${JSON.stringify(cfg.listen)} is not a host:port address`);
+  const { host, port } = listen;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' || path !== cfg.path) {

@@ -1,15 +1,16 @@
 /**
- * A small Nebula mesh on one machine, for the demo and the end-to-end tests: one network namespace per node, all
+ * Testbed: a small Nebula mesh on one machine, shared by the demo, the benchmark and the end-to-end tests: one network namespace per node, all
  * joined by veths to a bridge in a hub namespace (the "underlay", 10.99.0.0/24), fresh certificates, and either
  * nebula-ts or Go nebula running in each namespace. Everything it creates is removed by `destroy()`.
  * Needs root. Traffic stays inside the namespaces it made.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { makeCA, makeHostCert, type MeshCA } from './pki';
+import { defaultControlSocketPath } from '../shared/control-path';
+import { makeCA, makeHostCert, type MeshCA } from './mesh-pki';
 
 export type NodeKind = 'ts' | 'go';
 
@@ -36,6 +37,11 @@ export interface MeshNodeSpec {
    * unprivileged. The wrapper must exec the command (so the node's pid is the started process's pid).
    */
   commandPrefix?: string[];
+  /**
+   * nebula-ts only: leave `control.socket` out of the config, so the node uses its default path (per network
+   * namespace, src/shared/control-path.ts); `controlSocket` is then that path. Default: a socket in the node's dir.
+   */
+  defaultControlSocket?: boolean;
 }
 
 export interface MeshNode extends MeshNodeSpec {
@@ -117,7 +123,10 @@ export class Mesh {
       underlayIp,
       dir,
       configPath: path.join(dir, 'config.yml'),
-      controlSocket: path.join(dir, 'control.sock'),
+      controlSocket: spec.defaultControlSocket
+        ? // What the node computes inside its namespace: /run/netns/<ns> is that namespace's nsfs inode.
+          defaultControlSocketPath(String((spec.config?.tun as { dev?: unknown } | undefined)?.dev ?? 'nebula1'), { netnsInode: statSync(`/run/netns/${ns}`).ino })
+        : path.join(dir, 'control.sock'),
       output: [],
     };
     makeHostCert(dir, this.ca, { name: spec.name, ip: `${spec.overlayIp}/24`, groups: spec.groups, subnets: spec.subnets });
@@ -158,7 +167,7 @@ export class Mesh {
       },
     };
     if (n.kind === 'ts') {
-      base.control = { socket: n.controlSocket };
+      if (!n.defaultControlSocket) base.control = { socket: n.controlSocket };
       if (n.routines !== undefined) base.routines = n.routines;
     }
     const merged = deepMerge(base, n.config ?? {});

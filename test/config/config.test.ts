@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -70,7 +70,8 @@ t.test('an empty config apart from pki gets Nebula 1.6.1 code defaults', async (
   t.equal(c.timers.pending_deletion_interval, 10_000);
   t.equal(c.sshd.enabled, false);
   // nebula-ts extensions
-  t.equal(c.control.socket, '/run/nebula-ts/nebula.sock');
+  // Per network namespace (src/shared/control-path.ts): this process's namespace, tun.dev "" → "nebula".
+  t.equal(c.control.socket, `/run/nebula-ts/netns-${statSync('/proc/self/ns/net').ino}.nebula.sock`);
   t.equal(c.firewall.conntrack.max_entries, 65536);
   t.equal(c.tunnels.max, 4096);
 });
@@ -187,7 +188,7 @@ t.test('static_host_map, lighthouse, routes and other typed sections', async (t)
   t.same(config.tun.unsafe_routes, [{ route: '172.16.1.0/24', via: '192.168.100.99', mtu: 1300, metric: 0 }]);
   t.equal(config.listen.host, '::');
   t.equal(config.listen.port, 4242);
-  t.equal(config.control.socket, '/run/nebula-ts/nebula9.sock');
+  t.equal(config.control.socket, `/run/nebula-ts/netns-${statSync('/proc/self/ns/net').ino}.nebula9.sock`);
 });
 
 t.test('unknown keys are warnings with their key path, not failures', async (t) => {

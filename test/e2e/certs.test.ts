@@ -12,7 +12,7 @@ import t from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { prereqs } from '../helpers/prereq';
-import { makeCA, makeHostCert } from '../../src/demo/pki';
+import { makeCA, makeHostCert } from '../../src/testbed/mesh-pki';
 import { linesMatching, newMesh, status, udpTool, waitForStatus } from './helpers';
 
 const V = '192.168.100.1';

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Mesh, type MeshOptions } from '../../src/demo/mesh';
+import { Mesh, type MeshOptions } from '../../src/testbed/netns-mesh';
 import { streamSha256 } from './fixtures/stream-data';
 
 export const ROOT = path.resolve(__dirname, '../..');

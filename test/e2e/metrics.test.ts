@@ -3,7 +3,7 @@
  * supervisor's, values equal to what was sent, and stats.message_metrics deciding which messages.* are exported.
  */
 import t from 'tap';
-import type { Mesh } from '../../src/demo/mesh';
+import type { Mesh } from '../../src/testbed/netns-mesh';
 import { prereqs } from '../helpers/prereq';
 import { newMesh, udpTool } from './helpers';
 

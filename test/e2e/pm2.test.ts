@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { makeCA, makeHostCert } from '../../src/demo/pki';
+import { makeCA, makeHostCert } from '../../src/testbed/mesh-pki';
 import { alive, childrenOf, until } from './helpers';
 
 const ROOT = path.resolve(__dirname, '../..');

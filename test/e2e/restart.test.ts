@@ -6,7 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { prereqs } from '../helpers/prereq';
-import type { Mesh } from '../../src/demo/mesh';
+import type { Mesh } from '../../src/testbed/netns-mesh';
 import { newMesh, status, waitForStatus } from './helpers';
 
 const IP = { t1: '192.168.100.1', t2: '192.168.100.2', g1: '192.168.100.3' } as const;

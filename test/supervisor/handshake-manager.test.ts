@@ -7,14 +7,17 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { makeCA, makeHostCert } from '../../src/demo/pki';
+import { makeCA, makeHostCert } from '../../src/testbed/mesh-pki';
 import { createPacketCipher } from '../../src/shared/crypto';
 import { Logger } from '../../src/shared/log';
 import { loadCAPool, unmarshalX25519PrivateKey } from '../../src/shared/pki';
 import { parseIPv4 } from '../../src/shared/util/ipv4';
 import { TUNNEL_SLOT_WORDS } from '../../src/shared/state/layout';
+import { TunnelSlots } from '../../src/shared/state/tunnel-slots';
+import { allocSockaddrIn } from '../../src/shared/native/sockaddr';
 import { HostMap, type HostInfo } from '../../src/supervisor/hostmap';
-import { HandshakeManager, type Endpoint } from '../../src/supervisor/handshake-manager';
+import { HandshakeManager } from '../../src/supervisor/handshake-manager';
+import type { Endpoint } from '../../src/shared/util/endpoint';
 import { SupervisorCounters } from '../../src/supervisor/counters';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'nts-hs-'));
@@ -43,7 +46,7 @@ function makePeer(name: string, ip: string, wire: () => Wire, opts: { tryInterva
     privateKey: unmarshalX25519PrivateKey(readFileSync(files.key, 'utf8')).key,
     caPool: loadCAPool(readFileSync(files.ca, 'utf8')).pool,
   };
-  const hostmap = new HostMap(new Int32Array(16 * TUNNEL_SLOT_WORDS), 16);
+  const hostmap = new HostMap(new TunnelSlots(new Int32Array(16 * TUNNEL_SLOT_WORDS), -1), 16);
   const counters = new SupervisorCounters();
   const logs: string[] = [];
   const peer: Peer = {
@@ -74,7 +77,7 @@ function makePeer(name: string, ip: string, wire: () => Wire, opts: { tryInterva
     },
     install: (h) => {
       const now = Date.now();
-      const full: HostInfo = { ...h, slot: hostmap.allocateSlot(now), sender: createPacketCipher('aes', h.sendKey), recvErrors: 0, createdAt: now };
+      const full: HostInfo = { ...h, slot: hostmap.allocateSlot(now)!, encrypt: createPacketCipher('aes', h.sendKey), remoteSockaddr: allocSockaddrIn(), recvErrors: 0, createdAt: now };
       const prev = hostmap.add(full);
       if (prev) hostmap.remove(prev, now);
       return full;

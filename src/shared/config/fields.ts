@@ -9,6 +9,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseCidr, parseIPv4 } from '../util/ipv4';
+import { isPortText, splitHostPort } from '../util/host-port';
 import { parseGoDuration } from './duration';
 
 /** A failed conversion; any other return value is the converted value. */
@@ -140,23 +141,10 @@ export function toHostPort(v: unknown, minPort: number): string | Bad {
   const bad = new Bad(`${show(v)} is not a host:port address`);
   if (typeof v !== 'string') return bad;
   const s = v.trim();
-  let host: string;
-  let port: string;
-  const m6 = /^\[([^\]]+)\]:(\d+)$/.exec(s);
-  if (m6) {
-    if (isIP(m6[1]) !== 6) return bad;
-    host = m6[1];
-    port = m6[2];
-  } else {
-    const colon = s.lastIndexOf(':');
-    if (colon <= 0) return bad;
-    host = s.slice(0, colon);
-    port = s.slice(colon + 1);
-    if (host.includes(':') || !/^[A-Za-z0-9.\-_]+$/.test(host)) return bad;
-  }
-  if (!/^\d{1,5}$/.test(port) || Number(port) < minPort || Number(port) > 65535) {
-    return new Bad(`${show(v)} has an invalid port (must be ${minPort}-65535)`);
-  }
+  const parts = splitHostPort(s);
+  // A bracketed host is an IPv6 address (splitHostPort checked it); anything else must look like a name or IPv4.
+  if (!parts || (isIP(parts.host) !== 6 && !/^[A-Za-z0-9.\-_]+$/.test(parts.host))) return bad;
+  if (!isPortText(parts.port, minPort)) return new Bad(`${show(v)} has an invalid port (must be ${minPort}-65535)`);
   return s;
 }
 

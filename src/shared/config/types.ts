@@ -160,7 +160,10 @@ export interface TimersConfig {
 
 /** nebula-ts extension. */
 export interface ControlConfig {
-  /** Unix socket nebula-ctl talks to; default /run/nebula-ts/<tun.dev or "nebula">.sock. */
+  /**
+   * Unix socket nebula-ctl talks to; default /run/nebula-ts/netns-<network namespace inode>.<tun.dev or "nebula">.sock
+   * (src/shared/control-path.ts).
+   */
   socket: string;
 }
 

@@ -2,6 +2,7 @@
  * validateConfig: schema check, then the rules that involve several keys, then the typed, frozen NebulaConfig.
  * Problems are collected (not thrown one by one) so a user fixes a whole file in one go.
  */
+import { defaultControlSocketPath } from '../control-path';
 import { formatPath, ConfigError, type ConfigIssue } from './errors';
 import { toHostPort, Bad } from './fields';
 import { configSchema, type ParsedConfig } from './schema';
@@ -155,7 +156,8 @@ function build(p: ParsedConfig, warnings: ConfigWarning[]): NebulaConfigShape {
     stats: { ...p.stats, interval: p.stats.interval ?? DEFAULT_STATS_INTERVAL_MS },
     handshakes: p.handshakes,
     timers: p.timers,
-    control: { socket: p.control.socket ?? `/run/nebula-ts/${p.tun.dev === '' ? 'nebula' : p.tun.dev}.sock` },
+    // Default: per network namespace and tun.dev (src/shared/control-path.ts, the rule nebula-ctl uses too).
+    control: { socket: p.control.socket ?? defaultControlSocketPath(p.tun.dev) },
     tunnels: p.tunnels,
   };
 }

@@ -42,6 +42,13 @@ export const COUNTER_NAMES = [
   'routine.dropped.decrypt_failed',
   'routine.dropped.no_tunnel',
   'routine.dropped.parked_overflow',
+  // sends refused because the tunnel's counter space is spent (it must be re-keyed; never a wrap)
+  'routine.dropped.counter_spent',
+  // recvErrors not sent because of the per-routine rate limit
+  'routine.dropped.recv_error_limited',
+  // syscalls that failed: datagrams the socket refused, packets the inside queue refused
+  'routine.outside.tx_errors',
+  'routine.inside.tx_errors',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

@@ -60,7 +60,7 @@ export interface RegionViews {
   conntrack: Int32Array;
 }
 
-export function viewsOver(buffer: ArrayBuffer, layout: RegionLayout): RegionViews {
+export function viewsOver(buffer: ArrayBufferLike, layout: RegionLayout): RegionViews {
   if (buffer.byteLength < layout.totalBytes) throw new Error('shared region is smaller than its layout');
   return {
     layout,

@@ -1,0 +1,68 @@
+/**
+ * Inside -> outside (Go nebula's inside.go): an IP packet read from this routine's inside queue is routed to a peer
+ * (its VPN IP, or the gateway of an unsafe route), checked by the outbound firewall, sealed on the peer's tunnel and
+ * queued for this routine's UDP socket. A packet for a peer without a tunnel is parked and a tunnel is requested.
+ */
+import { TYPE_MESSAGE } from '../shared/protocol/header';
+import { C } from '../shared/state/counters';
+import type { DatapathContext } from './context';
+import type { OutboundParking } from './outbound-parking';
+import type { RoutineTunnel } from './tunnel-registry';
+
+/** Minimum IPv4 header. */
+const IPV4_MIN = 20;
+
+export class InsideToOutside {
+  private readonly broadcast: number;
+
+  constructor(
+    private readonly ctx: DatapathContext,
+    private readonly parking: OutboundParking,
+  ) {
+    this.broadcast = (ctx.vpnNet | ~ctx.vpnMask) >>> 0;
+  }
+
+  /** An IPv4 packet from the inside in buf[0..len), bound for a peer. */
+  handle(buf: Buffer, len: number): void {
+    const ctx = this.ctx;
+    if (len < IPV4_MIN || buf[0]! >> 4 !== 4) return; // IPv6 and anything else: dropped quietly, as Nebula does
+    const dst = buf.readUInt32BE(16);
+    if (dst === ctx.vpnIp) return;
+    if (ctx.setup.dropMulticast && dst >>> 28 === 14) return;
+    if (ctx.setup.dropLocalBroadcast && dst === this.broadcast) return;
+    const via = this.routeFor(dst);
+    if (via < 0) return;
+    const t = ctx.tunnels.forVpnIp(via);
+    if (t === undefined) {
+      const r = this.parking.park(via, buf, len, ctx.clock());
+      if (r === 'ask') ctx.post({ type: 'needTunnel', routine: ctx.routine, vpnIp: via });
+      else if (r === 'dropped') ctx.counters.inc(C['routine.dropped.parked_overflow']);
+      return;
+    }
+    this.sendData(t, buf, len);
+  }
+
+  /** Outbound firewall, then seal and queue. Also used for packets parked until their tunnel came up. */
+  sendData(t: RoutineTunnel, buf: Buffer, len: number): void {
+    const ctx = this.ctx;
+    if (!ctx.firewallAllows(t, buf, len, false)) return;
+    ctx.send(t, TYPE_MESSAGE, 0, buf, len, C['routine.outside.tx_packets']);
+  }
+
+  /** The peer VPN IP that carries traffic for `dst` (uint32), or -1 when nothing routes it. Longest prefix wins. */
+  private routeFor(dst: number): number {
+    const ctx = this.ctx;
+    if (((dst & ctx.vpnMask) >>> 0) === ctx.vpnNet) return dst;
+    const routes = ctx.setup.unsafeRoutes;
+    let best = -1;
+    let bestMask = -1;
+    for (let i = 0; i < routes.length; i++) {
+      const r = routes[i]!;
+      if (((dst & r.mask) >>> 0) === ((r.ip & r.mask) >>> 0) && r.mask >>> 0 > bestMask) {
+        best = r.via >>> 0;
+        bestMask = r.mask >>> 0;
+      }
+    }
+    return best;
+  }
+}

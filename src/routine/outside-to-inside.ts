@@ -1,0 +1,171 @@
+/**
+ * Outside -> inside (Go nebula's outside.go): a datagram from this routine's UDP socket is parsed, matched to a
+ * tunnel by our local index, checked against the replay window, decrypted and recorded; then data goes through the
+ * inbound firewall to the inside queue, a test request is answered, and other meta packets go to the supervisor.
+ * Handshakes and recvErrors go to the supervisor raw. A datagram for an index we do not know yet is held briefly
+ * (early-arrivals.ts) and answered with a recvError if its tunnel never comes.
+ */
+import type { MetaPacket } from '../shared/ipc/messages';
+import { sockaddrIPv4, sockaddrPort } from '../shared/native/sockaddr';
+import {
+  HEADER_LEN,
+  HEADER_VERSION,
+  SUBTYPE_TEST_REPLY,
+  SUBTYPE_TEST_REQUEST,
+  TYPE_CLOSE_TUNNEL,
+  TYPE_CONTROL,
+  TYPE_HANDSHAKE,
+  TYPE_LIGHTHOUSE,
+  TYPE_MESSAGE,
+  TYPE_RECV_ERROR,
+  TYPE_TEST,
+} from '../shared/protocol/header';
+import { REPLAY_DUPLICATE, REPLAY_WINDOW } from '../shared/protocol/replay-window';
+import { C } from '../shared/state/counters';
+import type { DatapathContext } from './context';
+import type { EarlyArrivals } from './early-arrivals';
+import type { EchoResponder } from './echo-responder';
+import type { RoutineTunnel } from './tunnel-registry';
+
+export class OutsideToInside {
+  constructor(
+    private readonly ctx: DatapathContext,
+    private readonly early: EarlyArrivals,
+    /** Set when there is no inside device (tun.disabled): the routine answers pings to its own VPN IP. */
+    private readonly echo: EchoResponder | null,
+  ) {}
+
+  /** One datagram from the underlay in buf[0..len), sent from `from` (sockaddr_in). */
+  handle(buf: Buffer, len: number, from: Buffer): void {
+    const ctx = this.ctx;
+    const counters = ctx.counters;
+    if (len < HEADER_LEN) {
+      // 1-byte datagrams are punches/keep-alives (nebula-spec §5.6); anything else this short is garbage.
+      if (len > 1) counters.inc(C['messages.rx.invalid']);
+      return;
+    }
+    const b0 = buf[0]!;
+    const type = b0 & 0x0f;
+    const subtype = buf[1]!;
+    if (b0 >> 4 !== HEADER_VERSION) {
+      counters.inc(C['messages.rx.invalid']);
+      return;
+    }
+    const fromIp = sockaddrIPv4(from);
+    if (((fromIp & ctx.vpnMask) >>> 0) === ctx.vpnNet) return; // our own overlay as underlay: double encryption (#741)
+    const localIndex = buf.readUInt32BE(4);
+    const counter = buf.readUInt32BE(8) * 0x100000000 + buf.readUInt32BE(12);
+
+    switch (type) {
+      case TYPE_HANDSHAKE:
+        counters.inc(C['messages.rx.handshake_ixpsk0']);
+        this.forwardMeta(type, subtype, localIndex, counter, buf, len, from);
+        return;
+      case TYPE_RECV_ERROR:
+        counters.inc(C['messages.rx.recv_error']);
+        this.forwardMeta(type, subtype, localIndex, counter, buf, len, from);
+        return;
+      case TYPE_MESSAGE:
+      case TYPE_LIGHTHOUSE:
+      case TYPE_TEST:
+      case TYPE_CLOSE_TUNNEL:
+      case TYPE_CONTROL:
+        break;
+      default:
+        counters.inc(C['messages.rx.invalid']);
+        return;
+    }
+    if (type === TYPE_MESSAGE && subtype !== 0) {
+      counters.inc(C['messages.rx.other']); // relayed frames: relays are not supported yet
+      return;
+    }
+
+    const t = ctx.tunnels.byLocalIndex(localIndex);
+    if (t === undefined) {
+      // Perhaps a tunnel the supervisor is installing right now: hold it briefly (early-arrivals.ts).
+      if (this.early.hold(localIndex, buf, len, from, ctx.clock())) return;
+      counters.inc(C['routine.dropped.no_tunnel']);
+      ctx.sendRecvError(localIndex, from);
+      return;
+    }
+    if (!ctx.slots.replayCheck(t.slot, counter)) {
+      // Too late (a whole window behind) is not a replay: with several sender routines sharing one counter, a
+      // routine descheduled between taking a counter and sending can be that late.
+      const late = counter + REPLAY_WINDOW <= ctx.slots.replayCurrent(t.slot);
+      counters.inc(late ? C['network.packets.out_of_window'] : C['network.packets.duplicate']);
+      // No recvError here (unlike 1.6.1; Go stopped in 1.9.7): anyone can replay a captured datagram, and a
+      // recvError for it would make the peer tear down a healthy tunnel.
+      return;
+    }
+    // Decrypt straight into the inside outbox's next entry; it is only committed if the packet is delivered.
+    const plain = ctx.insideOut.buffer();
+    const n = t.decrypt.decrypt(plain, 0, buf, 0, HEADER_LEN, buf, HEADER_LEN, len - HEADER_LEN, counter);
+    if (n < 0) {
+      counters.inc(C['routine.dropped.decrypt_failed']);
+      return;
+    }
+    const update = ctx.slots.replayUpdate(t.slot, counter);
+    if (update < 0) {
+      counters.inc(update === REPLAY_DUPLICATE ? C['network.packets.duplicate'] : C['network.packets.out_of_window']);
+      return;
+    }
+    if (update > 0) counters.add(C['network.packets.lost'], update);
+    ctx.slots.markRx(t.slot);
+    const fromPort = sockaddrPort(from);
+    if (fromIp !== t.remoteIp || fromPort !== t.remotePort) {
+      // Roaming: an authenticated packet from a new address moves the tunnel there (after decryption, unlike 1.6.1).
+      t.setRemote(fromIp, fromPort);
+      ctx.post({ type: 'roamed', routine: ctx.routine, localIndex, remoteIp: fromIp, remotePort: fromPort });
+    }
+
+    switch (type) {
+      case TYPE_MESSAGE:
+        this.deliver(t, plain, n);
+        return;
+      case TYPE_TEST:
+        if (subtype === SUBTYPE_TEST_REQUEST) {
+          counters.inc(C['messages.rx.test_request']);
+          ctx.send(t, TYPE_TEST, SUBTYPE_TEST_REPLY, plain, n, C['messages.tx.test_response']);
+        } else if (subtype === SUBTYPE_TEST_REPLY) counters.inc(C['messages.rx.test_response']);
+        else counters.inc(C['messages.rx.other']);
+        return;
+      case TYPE_CLOSE_TUNNEL:
+        counters.inc(C['messages.rx.close_tunnel']);
+        break;
+      case TYPE_LIGHTHOUSE:
+        counters.inc(C['messages.rx.lighthouse']);
+        break;
+      default:
+        counters.inc(C['messages.rx.other']);
+    }
+    this.forwardMeta(type, subtype, localIndex, counter, plain, n, from);
+  }
+
+  /** A decrypted overlay packet in plain[0..len) from tunnel t: inbound firewall, then the inside. */
+  private deliver(t: RoutineTunnel, plain: Buffer, len: number): void {
+    const ctx = this.ctx;
+    if (!ctx.firewallAllows(t, plain, len, true)) return;
+    ctx.counters.inc(C['routine.outside.rx_packets']);
+    if (this.echo === null) {
+      ctx.insideOut.commit(len);
+      return;
+    }
+    ctx.counters.inc(C['messages.rx.message']);
+    this.echo.answer(t, plain, len);
+  }
+
+  /** Hands a packet the data path does not handle itself to the supervisor (a copy: the buffer is reused). */
+  private forwardMeta(type: number, subtype: number, localIndex: number, counter: number, data: Buffer, len: number, from: Buffer): void {
+    const packet: MetaPacket = {
+      type,
+      subtype,
+      localIndex,
+      remoteIndex: 0,
+      counter,
+      fromIp: sockaddrIPv4(from),
+      fromPort: sockaddrPort(from),
+      data: Uint8Array.prototype.slice.call(data, 0, len),
+    };
+    this.ctx.post({ type: 'meta', routine: this.ctx.routine, packet });
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * The Noise IX handshake messages as Nebula frames them (nebula-spec §3.3–§3.5): building stage 1 and stage 2
+ * datagrams (header + Noise message carrying our cert and indexes), and opening a received one's payload (decode,
+ * then validate the cert against the CA pool and the Noise static key). The handshake manager decides what to do;
+ * this module only knows the bytes.
+ */
+import type { NoiseIXHandshake } from '../shared/noise';
+import { marshalCertForHandshake, validateHandshakeCert, type CAPool, type NebulaCertificate } from '../shared/pki';
+import { HEADER_LEN, TYPE_HANDSHAKE, writeHeader } from '../shared/protocol/header';
+import { decodeHandshake, encodeHandshake, type NebulaHandshakeDetails } from '../shared/protocol/handshake-payload';
+
+function nowNanos(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+function frame(noiseMessage: Buffer, remoteIndex: number, counter: number): Buffer {
+  const packet = Buffer.alloc(HEADER_LEN + noiseMessage.length);
+  writeHeader(packet, 0, TYPE_HANDSHAKE, 0, remoteIndex, 0, counter);
+  noiseMessage.copy(packet, HEADER_LEN);
+  return packet;
+}
+
+/** Stage 1 (initiator -> responder): header counter 1, remote index 0. */
+export function buildStage1(noise: NoiseIXHandshake, cert: NebulaCertificate, localIndex: number): Buffer {
+  const payload = encodeHandshake({
+    details: { cert: marshalCertForHandshake(cert), initiatorIndex: localIndex, responderIndex: 0, cookie: 0n, time: nowNanos() },
+  });
+  return frame(noise.writeMessage1(payload), 0, 1);
+}
+
+/** Stage 2 (responder -> initiator): header counter 2, addressed to the initiator's index. Throws if Noise does. */
+export function buildStage2(noise: NoiseIXHandshake, cert: NebulaCertificate, initiatorIndex: number, localIndex: number): Buffer {
+  const payload = encodeHandshake({
+    details: { cert: marshalCertForHandshake(cert), initiatorIndex, responderIndex: localIndex, cookie: 0n, time: nowNanos() },
+  });
+  return frame(noise.writeMessage2(payload), initiatorIndex, 2);
+}
+
+export type OpenedHandshake =
+  | { ok: true; details: NebulaHandshakeDetails; cert: NebulaCertificate }
+  /** `message` and `level`: how Nebula logs that failure. */
+  | { ok: false; message: string; error?: string; level: 'error' | 'info' };
+
+/** Decodes a Noise-decrypted handshake payload and validates the peer's cert (bound to its Noise static key). */
+export function openHandshakePayload(payload: Buffer, peerStatic: Buffer, caPool: CAPool): OpenedHandshake {
+  let details: NebulaHandshakeDetails | undefined;
+  try {
+    details = decodeHandshake(payload).details;
+  } catch (err) {
+    return { ok: false, message: 'Failed unmarshal handshake message', error: errText(err), level: 'error' };
+  }
+  if (!details) return { ok: false, message: 'Message did not contain handshake details', level: 'error' };
+  try {
+    return { ok: true, details, cert: validateHandshakeCert(details.cert, peerStatic, caPool) };
+  } catch (err) {
+    return { ok: false, message: 'Invalid certificate from host', error: errText(err), level: 'info' };
+  }
+}
+
+export function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,44 @@
+/**
+ * The `setup` message a routine gets at every (re)spawn: everything it needs to run its data path, taken from the
+ * running config at that moment, with every tunnel that exists, so a respawned routine carries on at once.
+ */
+import type { RoutineSetup, TunnelInstall } from '../shared/ipc/messages';
+import { parseCidr, parseIPv4 } from '../shared/util/ipv4';
+import type { InsideKind } from './inside/inside';
+import type { LiveConfig } from './live-config';
+
+export interface RoutineSetupSource {
+  live: LiveConfig;
+  insideKind: InsideKind;
+  /** Every installed tunnel, in IPC form. */
+  tunnels(): TunnelInstall[];
+}
+
+export function routineSetup(i: number, src: RoutineSetupSource): RoutineSetup {
+  const { live } = src;
+  const cfg = live.config;
+  const unsafeRoutes = [];
+  for (const r of cfg.tun.unsafe_routes) {
+    const net = parseCidr(r.route);
+    const via = parseIPv4(r.via);
+    if (net && via !== undefined) unsafeRoutes.push({ ip: net.ip, mask: net.mask, via });
+  }
+  return {
+    routine: i,
+    routines: cfg.routines,
+    cipher: cfg.cipher,
+    vpnIp: live.vpnIp,
+    vpnMask: live.vpnMask,
+    localSubnets: live.pki.cert.details.subnets.map((s) => ({ ip: s.ip, mask: s.mask })),
+    unsafeRoutes,
+    insideKind: src.insideKind,
+    mtu: cfg.tun.mtu,
+    sendRecvError: cfg.listen.send_recv_error,
+    dropLocalBroadcast: cfg.tun.drop_local_broadcast,
+    dropMulticast: cfg.tun.drop_multicast,
+    firewall: live.firewall,
+    tunnels: src.tunnels(),
+    logLevel: cfg.logging.level,
+    logFormat: cfg.logging.format,
+  };
+}

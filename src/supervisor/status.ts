@@ -1,0 +1,85 @@
+/**
+ * What the node reports about itself: the `nebula-ctl status` answer and the source the Prometheus endpoint reads.
+ * Both read the running parts at the moment they are asked, so nothing here is cached or kept up to date.
+ */
+import { C, COUNTER_NAMES } from '../shared/state/counters';
+import { formatIPv4 } from '../shared/util/ipv4';
+import { formatEndpoint } from '../shared/util/endpoint';
+import type { SupervisorCounters } from './counters';
+import type { HandshakeManager } from './handshake-manager';
+import type { HostMap } from './hostmap';
+import type { LiveConfig } from './live-config';
+import type { MetricsSource } from './metrics';
+import type { RoutinePool } from './routines';
+import type { SharedRegion } from './shared-region';
+
+export interface ReportedParts {
+  live: LiveConfig;
+  region: SharedRegion;
+  counters: SupervisorCounters;
+  hostmap: HostMap;
+  handshakes: HandshakeManager;
+  routines: RoutinePool;
+  insideName: string;
+  listenPort: number;
+}
+
+export interface NodeStatus {
+  ok: true;
+  vpnIp: string;
+  interface: string;
+  listenPort: number;
+  tunnels: Array<{ vpnIp: string; name: string; localIndex: number; remoteIndex: number; remote: string }>;
+  routines: Array<{
+    routine: number;
+    pid: number | undefined;
+    restarts: number;
+    insideRx: number;
+    outsideTx: number;
+    outsideRx: number;
+    insideTx: number;
+  }>;
+  /** Every shared counter (routines + supervisor), then the counters only the supervisor keeps. */
+  counters: Record<string, number>;
+}
+
+export function nodeStatus(p: ReportedParts): NodeStatus {
+  const { region } = p;
+  const tunnels = [...p.hostmap.hosts()].map((h) => ({
+    vpnIp: formatIPv4(h.vpnIp),
+    name: h.cert.details.name,
+    localIndex: h.localIndex,
+    remoteIndex: h.remoteIndex,
+    remote: formatEndpoint({ ip: h.remoteIp, port: h.remotePort }),
+  }));
+  const routines = p.routines.pids().map((pid, i) => ({
+    routine: i,
+    pid,
+    restarts: p.routines.restarts(i),
+    insideRx: region.routineCounter(i, C['routine.inside.rx_packets']),
+    outsideTx: region.routineCounter(i, C['routine.outside.tx_packets']),
+    outsideRx: region.routineCounter(i, C['routine.outside.rx_packets']),
+    insideTx: region.routineCounter(i, C['routine.inside.tx_packets']),
+  }));
+  const counters: Record<string, number> = {};
+  for (const name of COUNTER_NAMES) counters[name] = region.counterTotal(C[name], name);
+  for (const [name, value] of p.counters.entries()) if (!(name in counters)) counters[name] = value;
+  return { ok: true, vpnIp: formatIPv4(p.live.vpnIp), interface: p.insideName, listenPort: p.listenPort, tunnels, routines, counters };
+}
+
+export function metricsSource(p: ReportedParts): MetricsSource {
+  const { region } = p;
+  return {
+    routines: region.capacities.routines,
+    counterTotal: (index, name) => region.counterTotal(index, name),
+    routineCounter: (routine, index) => region.routineCounter(routine, index),
+    supervisorCounters: () => p.counters.entries(),
+    gauges: () => ({
+      'hostmap.main.hosts': p.hostmap.size,
+      'hostmap.pending.hosts': p.handshakes.pendingCount,
+      'firewall.conntrack.count': region.conntrackCount(),
+      'firewall.rules.version': p.live.firewall.version,
+      routines: region.capacities.routines,
+    }),
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * Tunnel lifecycle on the supervisor's side: a completed handshake becomes a tunnel (a slot in the shared region,
+ * an entry in the host map, a `tunnelUp` to every routine), follows its peer when it roams, and is removed on
+ * closeTunnel, recvError, liveness failure or shutdown. The few packets the supervisor itself sends on a tunnel (test
+ * requests, closeTunnel) go through sendOnTunnel like the routines' do, so they share the counter and its limit.
+ */
+import { createPacketCipher } from '../shared/crypto';
+import type { PeerIdentity, SupervisorToRoutine, TunnelInstall } from '../shared/ipc/messages';
+import type { Logger } from '../shared/log';
+import { allocSockaddrIn, fillSockaddrIn } from '../shared/native/sockaddr';
+import { SUBTYPE_TEST_REQUEST, TYPE_CLOSE_TUNNEL, TYPE_TEST } from '../shared/protocol/header';
+import type { TunnelSlots } from '../shared/state/tunnel-slots';
+import { sendOnTunnel, type DatagramOutbox } from '../shared/tunnel/send';
+import { formatIPv4 } from '../shared/util/ipv4';
+import { formatEndpoint } from '../shared/util/endpoint';
+import type { SupervisorCounters } from './counters';
+import type { HostInfo, HostMap, NewTunnel } from './hostmap';
+import type { LiveConfig } from './live-config';
+
+export interface TunnelsEnv {
+  log: Logger;
+  counters: SupervisorCounters;
+  hostmap: HostMap;
+  slots: TunnelSlots;
+  /** Where the supervisor's own tunnel packets are sealed and sent. */
+  outbox: DatagramOutbox;
+  /** The cipher and CA pool in force when a tunnel is installed. */
+  live: LiveConfig;
+  /** Tells every routine. */
+  broadcast(msg: SupervisorToRoutine): void;
+}
+
+const NO_PAYLOAD = Buffer.alloc(0);
+/** A full host map is logged at most this often (every refusal is counted): a retrying peer must not flood the log. */
+const FULL_LOG_INTERVAL_MS = 10_000;
+
+export class Tunnels {
+  private lastFullLog = -Infinity;
+  private refusedSinceLog = 0;
+
+  constructor(private readonly env: TunnelsEnv) {}
+
+  /**
+   * Installs a completed handshake as the tunnel to its host, replacing any older one. Undefined, with the tunnel
+   * refused and logged, when every slot of the host map is taken.
+   */
+  install(base: NewTunnel): HostInfo | undefined {
+    const { hostmap, log } = this.env;
+    const now = Date.now();
+    const slot = hostmap.allocateSlot(now);
+    if (slot === undefined) {
+      this.env.counters.inc('hostmap.refused');
+      this.refusedSinceLog++;
+      if (now - this.lastFullLog >= FULL_LOG_INTERVAL_MS) {
+        log.error('Host map is full, refusing tunnel', { vpnIp: formatIPv4(base.vpnIp), 'tunnels.max': hostmap.capacity, refused: this.refusedSinceLog });
+        this.lastFullLog = now;
+        this.refusedSinceLog = 0;
+      }
+      return undefined;
+    }
+    const encrypt = createPacketCipher(this.env.live.config.cipher, base.sendKey);
+    const remoteSockaddr = allocSockaddrIn();
+    fillSockaddrIn(remoteSockaddr, base.remoteIp, base.remotePort);
+    const h: HostInfo = { ...base, slot, encrypt, remoteSockaddr, recvErrors: 0, createdAt: now };
+    const previous = hostmap.add(h);
+    this.env.broadcast({ type: 'tunnelUp', tunnel: this.tunnelInstall(h) });
+    if (previous) {
+      log.info('Taking new handshake', { vpnIp: formatIPv4(h.vpnIp), oldIndex: previous.localIndex, newIndex: h.localIndex });
+      this.remove(previous);
+    }
+    return h;
+  }
+
+  /** Removes a tunnel without telling the peer. */
+  remove(h: HostInfo): void {
+    this.env.hostmap.remove(h, Date.now());
+    this.env.broadcast({ type: 'tunnelDown', localIndex: h.localIndex });
+  }
+
+  /** Removes a tunnel if it is still installed; with `sendClose` the peer is told first (graceful shutdown). */
+  teardown(h: HostInfo, sendClose: boolean): void {
+    if (this.env.hostmap.byLocalIndex(h.localIndex) !== h) return;
+    if (sendClose) this.send(h, TYPE_CLOSE_TUNNEL, 0);
+    this.remove(h);
+  }
+
+  /** Shutdown: tells every peer and removes every tunnel. */
+  closeAll(): void {
+    for (const h of [...this.env.hostmap.hosts()]) this.teardown(h, true);
+  }
+
+  /** The connection manager heard nothing back (nebula-spec §6.4): the tunnel goes, the peer is not told. */
+  dead(h: HostInfo): void {
+    this.env.log.info('Tunnel status', { vpnIp: formatIPv4(h.vpnIp), tunnelCheck: { state: 'dead', method: 'active' } });
+    this.teardown(h, false);
+  }
+
+  /** A routine authenticated a packet of tunnel `localIndex` from a new underlay address: follow it. */
+  roamed(localIndex: number, remoteIp: number, remotePort: number): void {
+    const h = this.env.hostmap.byLocalIndex(localIndex);
+    if (!h || (h.remoteIp === remoteIp && h.remotePort === remotePort)) return;
+    this.env.log.info('Host roamed to new udp ip/port.', {
+      vpnIp: formatIPv4(h.vpnIp),
+      udpAddr: formatEndpoint({ ip: h.remoteIp, port: h.remotePort }),
+      newAddr: formatEndpoint({ ip: remoteIp, port: remotePort }),
+    });
+    h.remoteIp = remoteIp;
+    h.remotePort = remotePort;
+    fillSockaddrIn(h.remoteSockaddr, remoteIp, remotePort);
+    this.env.broadcast({ type: 'remoteChanged', localIndex: h.localIndex, remoteIp, remotePort });
+  }
+
+  sendTest(h: HostInfo): void {
+    if (this.send(h, TYPE_TEST, SUBTYPE_TEST_REQUEST)) this.env.counters.inc('messages.tx.test_request');
+  }
+
+  /** The IPC form of a tunnel, for tunnelUp and for a (re)spawned routine's setup. */
+  tunnelInstall(h: HostInfo): TunnelInstall {
+    return {
+      slot: h.slot,
+      localIndex: h.localIndex,
+      remoteIndex: h.remoteIndex,
+      vpnIp: h.vpnIp,
+      sendKey: h.sendKey,
+      recvKey: h.recvKey,
+      remoteIp: h.remoteIp,
+      remotePort: h.remotePort,
+      peer: this.peerIdentity(h),
+    };
+  }
+
+  private peerIdentity(h: HostInfo): PeerIdentity {
+    const d = h.cert.details;
+    return {
+      name: d.name,
+      groups: [...d.groups],
+      issuer: d.issuer,
+      caName: this.env.live.caPool.cas.get(d.issuer)?.details.name ?? '',
+      ips: d.ips.map((n) => n.ip >>> 0),
+      subnets: d.subnets.map((n) => ({ ip: n.ip, mask: n.mask })),
+    };
+  }
+
+  /** An empty-payload packet on `h`; false when its counter space is spent (nothing is sent then). */
+  private send(h: HostInfo, type: number, subtype: number): boolean {
+    return sendOnTunnel(this.env.slots, h, type, subtype, NO_PAYLOAD, 0, 0, this.env.outbox);
+  }
+}

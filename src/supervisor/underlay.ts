@@ -1,0 +1,72 @@
+/**
+ * The underlay UDP sockets: one per routine, all bound to the same port (SO_REUSEPORT), created before any routine
+ * is forked and kept open for the supervisor's whole life so a respawned routine gets the very same socket. The
+ * supervisor itself only ever sends, on socket 0: sending never steals a routine's packets, reading would.
+ */
+import type { NebulaConfig } from '../shared/config';
+import { close as closeFd } from '../shared/native/libc';
+import { allocSockaddrIn, fillSockaddrIn } from '../shared/native/sockaddr';
+import { createUdpSocket, localPort, sendTo } from '../shared/native/udp';
+import type { DatagramOutbox } from '../shared/tunnel/send';
+import type { Endpoint } from '../shared/util/endpoint';
+
+/** Room for the largest datagram plus the header and AEAD tag sealed around it. */
+const OUTBOX_BYTES = 65536 + 32;
+
+export class Underlay {
+  /** The port every socket is bound to (the kernel's choice when listen.port is 0). */
+  readonly listenPort: number;
+  /** Where the supervisor's tunnel sends (test, closeTunnel) are sealed; sent on socket 0 at commit. */
+  readonly outbox: DatagramOutbox;
+  private fds: number[] = [];
+  private readonly sendSa = allocSockaddrIn();
+
+  /** Binds `routines` sockets to listen.host:listen.port; throws (having closed any it made) if one cannot be bound. */
+  constructor(listen: NebulaConfig['listen'], routines: number) {
+    const host = listen.host === '::' || listen.host === '[::]' ? '0.0.0.0' : listen.host;
+    const reusePort = routines > 1;
+    const bufs = { recvBuf: listen.read_buffer || undefined, sendBuf: listen.write_buffer || undefined };
+    try {
+      const first = createUdpSocket({ host, port: listen.port, reusePort, ...bufs });
+      this.fds.push(first);
+      // With listen.port 0 every socket must still share the port the first one got (Nebula #1057 got this wrong).
+      this.listenPort = localPort(first);
+      for (let i = 1; i < routines; i++) this.fds.push(createUdpSocket({ host, port: this.listenPort, reusePort, ...bufs }));
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    this.outbox = new SendOnCommit((buf, len, to) => sendTo(this.fds[0]!, buf, len, to));
+  }
+
+  /** Routine i's socket. */
+  fd(i: number): number {
+    return this.fds[i]!;
+  }
+
+  /** Sends `len` bytes of `buf` to `to` on socket 0 (handshakes). */
+  send(buf: Buffer, len: number, to: Endpoint): void {
+    fillSockaddrIn(this.sendSa, to.ip, to.port);
+    sendTo(this.fds[0]!, buf, len, this.sendSa);
+  }
+
+  close(): void {
+    for (const fd of this.fds) closeFd(fd);
+    this.fds = [];
+  }
+}
+
+/** An outbox with one preallocated buffer that sends each datagram as it is committed. */
+class SendOnCommit implements DatagramOutbox {
+  private readonly buf = Buffer.alloc(OUTBOX_BYTES);
+
+  constructor(private readonly sendTo: (buf: Buffer, len: number, to: Buffer) => void) {}
+
+  buffer(): Buffer {
+    return this.buf;
+  }
+
+  commit(len: number, to: Buffer): void {
+    this.sendTo(this.buf, len, to);
+  }
+}
