@@ -3,8 +3,8 @@
  * ChaCha20-Poly1305 (nebula-spec §2.2; the same rule as Noise's own nonces, so the handshake uses it too).
  */
 import { CipherName, NONCE_LEN } from './types';
+import { splitCounter } from '../util/counter64';
 
-const TWO_32 = 4294967296;
 
 /**
  * Writes the nonce for `counter` into `nonce[0..12)` without allocating for number counters.
@@ -12,16 +12,7 @@ const TWO_32 = 4294967296;
  * counters cover the full uint64 range.
  */
 export function writeNonce(nonce: Buffer, cipher: CipherName, counter: number | bigint): void {
-  let hi: number;
-  let lo: number;
-  if (typeof counter === 'number') {
-    hi = Math.floor(counter / TWO_32);
-    lo = counter >>> 0;
-  } else {
-    const c = BigInt.asUintN(64, counter);
-    hi = Number(c >> 32n);
-    lo = Number(c & 0xffffffffn);
-  }
+  const { hi, lo } = splitCounter(counter);
   nonce.writeUInt32LE(0, 0);
   if (cipher === 'aes') {
     nonce.writeUInt32BE(hi, 4);

@@ -11,6 +11,7 @@
  * allocate. The counter is kept as two uint32 halves; `counter` (number) is exact below 2^53.
  */
 
+import { splitCounter } from '../util/counter64';
 export const HEADER_LEN = 16;
 export const HEADER_VERSION = 1;
 
@@ -104,14 +105,9 @@ export class Header {
   }
 
   setCounter(counter: number | bigint): this {
-    if (typeof counter === 'number') {
-      this.counterHi = Math.floor(counter / TWO_32) >>> 0;
-      this.counterLo = counter >>> 0;
-    } else {
-      const c = BigInt.asUintN(64, counter);
-      this.counterHi = Number(c >> 32n);
-      this.counterLo = Number(c & 0xffffffffn);
-    }
+    const { hi, lo } = splitCounter(counter);
+    this.counterHi = hi >>> 0;
+    this.counterLo = lo;
     return this;
   }
 
@@ -154,16 +150,7 @@ export function encodeHeader(
   remoteIndex: number,
   counter: number | bigint,
 ): void {
-  let hi: number;
-  let lo: number;
-  if (typeof counter === 'number') {
-    hi = Math.floor(counter / TWO_32);
-    lo = counter >>> 0;
-  } else {
-    const c = BigInt.asUintN(64, counter);
-    hi = Number(c >> 32n);
-    lo = Number(c & 0xffffffffn);
-  }
+  const { hi, lo } = splitCounter(counter);
   writeHeader(buf, offset, type, subtype, remoteIndex, hi, lo);
 }
 
