@@ -11,6 +11,7 @@ import type { TunnelSlots } from '../shared/state/tunnel-slots';
 import { sendOnTunnel } from '../shared/tunnel/send';
 import { ALLOW, type FirewallGate } from './firewall-gate';
 import { NO_COUNTER, type InsideOutbox, type UnderlayOutbox } from './outboxes';
+import { TokenBucket } from './token-bucket';
 import type { RoutineTunnel, TunnelRegistry } from './tunnel-registry';
 
 /** The supervisor, as the data path sees it: a place to post messages (IPC in production, an array in tests). */
@@ -125,31 +126,6 @@ export class DatapathContext {
 /** recvErrors a routine may send in a burst, and per second on average. */
 export const RECV_ERROR_BURST = 50;
 export const RECV_ERROR_PER_SECOND = 50;
-
-/** A token bucket: `take` succeeds while tokens remain; tokens come back at `perSecond`, up to `burst`. */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
-
-  constructor(
-    private readonly burst: number,
-    private readonly perSecond: number,
-    now: number,
-  ) {
-    this.tokens = burst;
-    this.last = now;
-  }
-
-  take(now: number): boolean {
-    if (now > this.last) {
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.perSecond) / 1000);
-      this.last = now;
-    }
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-}
 
 function isPrivate(ip: number): boolean {
   return ip >>> 24 === 10 || (ip & 0xfff00000) >>> 0 === 0xac100000 || (ip & 0xffff0000) >>> 0 === 0xc0a80000;

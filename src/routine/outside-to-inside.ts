@@ -25,15 +25,20 @@ import { C } from '../shared/state/counters';
 import type { DatapathContext } from './context';
 import type { EarlyArrivals } from './early-arrivals';
 import type { EchoResponder } from './echo-responder';
+import { HandshakeLimiter } from './handshake-limiter';
 import type { RoutineTunnel } from './tunnel-registry';
 
 export class OutsideToInside {
+  private readonly handshakes: HandshakeLimiter;
+
   constructor(
     private readonly ctx: DatapathContext,
     private readonly early: EarlyArrivals,
     /** Set when there is no inside device (tun.disabled): the routine answers pings to its own VPN IP. */
     private readonly echo: EchoResponder | null,
-  ) {}
+  ) {
+    this.handshakes = new HandshakeLimiter(ctx.clock());
+  }
 
   /** One datagram from the underlay in buf[0..len), sent from `from` (sockaddr_in). */
   handle(buf: Buffer, len: number, from: Buffer): void {
@@ -59,6 +64,10 @@ export class OutsideToInside {
     switch (type) {
       case TYPE_HANDSHAKE:
         counters.inc(C['messages.rx.handshake_ixpsk0']);
+        if (!this.handshakes.allow(fromIp, ctx.clock())) {
+          counters.inc(C['routine.dropped.handshake_limited']);
+          return;
+        }
         this.forwardMeta(type, subtype, localIndex, counter, buf, len, from);
         return;
       case TYPE_RECV_ERROR:

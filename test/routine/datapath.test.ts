@@ -10,6 +10,7 @@ import { HEADER_LEN, SUBTYPE_TEST_REPLY, SUBTYPE_TEST_REQUEST, TYPE_MESSAGE, TYP
 import { sendOnTunnel, type DatagramOutbox } from '../../src/shared/tunnel/send';
 import { EARLY_MAX, EARLY_WAIT_MS } from '../../src/routine/early-arrivals';
 import { RECV_ERROR_BURST, RECV_ERROR_PER_SECOND } from '../../src/routine/context';
+import { HANDSHAKE_BURST, HANDSHAKE_SOURCE_BURST, HANDSHAKES_PER_SOURCE_PER_SECOND } from '../../src/routine/handshake-limiter';
 import { TS_SEND_COUNTER, TUNNEL_SLOT_WORDS } from '../../src/shared/state/layout';
 import { SEND_COUNTER_LIMIT } from '../../src/shared/state/tunnel-slots';
 import { udp4Packet } from '../native/fixtures/packets';
@@ -279,4 +280,27 @@ t.test('with the inside disabled, a ping to our own VPN IP is answered through t
   t.equal(reply.readUInt32BE(12), ip(B.vpnIp));
   t.equal(reply.readUInt32BE(16), ip(A.vpnIp));
   t.equal(reply.readUInt16BE(22), 0xffff, 'checksum patched for type 0');
+});
+
+t.test('handshakes are handed up at a bounded rate per source and in total; the rest are counted', async (t) => {
+  const b = new MemoryNode(B);
+  const stage1 = Buffer.alloc(HEADER_LEN + 100);
+  stage1[0] = 0x10; // version 1, type handshake
+  stage1.writeUInt32BE(1, 12);
+  const fromOne = sockaddr('10.0.0.66', 4242);
+  for (let i = 0; i < 200; i++) b.receive({ data: stage1, addr: fromOne });
+  const handedUp = () => b.posted.filter((m) => m.type === 'meta').length;
+  t.equal(handedUp(), HANDSHAKE_SOURCE_BURST, 'one source: its burst, no more');
+  t.equal(b.counter('routine.dropped.handshake_limited'), 200 - HANDSHAKE_SOURCE_BURST);
+  t.equal(b.counter('messages.rx.handshake_ixpsk0'), 200, 'every one is still counted as received');
+  b.receive({ data: stage1, addr: sockaddr('10.0.0.67', 4242) });
+  t.equal(handedUp(), HANDSHAKE_SOURCE_BURST + 1, 'another source is not starved by the first');
+  b.now += 1000;
+  for (let i = 0; i < 100; i++) b.receive({ data: stage1, addr: fromOne });
+  t.equal(handedUp(), HANDSHAKE_SOURCE_BURST + 1 + HANDSHAKES_PER_SOURCE_PER_SECOND, 'a second later, the refill rate');
+
+  // Many sources at once: the total bound holds.
+  const c = new MemoryNode(B);
+  for (let i = 0; i < 3000; i++) c.receive({ data: stage1, addr: sockaddr(`10.${(i >> 8) & 255}.${i & 255}.1`, 4242) });
+  t.equal(c.posted.filter((m) => m.type === 'meta').length, HANDSHAKE_BURST, 'in total, the burst');
 });
