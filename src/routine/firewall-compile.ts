@@ -6,8 +6,9 @@ export function compileFirewall(update: FirewallUpdate, setup: RoutineSetup): Fi
   return new Firewall({
     inbound: update.inbound,
     outbound: update.outbound,
-    local: { ips: [setup.vpnIp >>> 0], subnets: setup.localSubnets },
+    local: { ips: [setup.vpnIp >>> 0], subnets: setup.localSubnets, networks: [{ ip: setup.vpnIp >>> 0, mask: setup.vpnMask >>> 0 }] },
     conntrack: { tcp_timeout: update.tcpTimeout, udp_timeout: update.udpTimeout, default_timeout: update.defaultTimeout },
     rulesVersion: update.version,
+    defaultLocalCidrAny: update.defaultLocalCidrAny,
   });
 }

@@ -3,6 +3,7 @@
  * check on its one event loop, and reaches it as an IPC copy, so a routine hands handshakes up at a bounded rate,
  * overall and per source IP, and sheds (and counts) the rest. Per-source buckets live in a fixed table indexed by a
  * hash of the IP: bounded memory whatever the number of sources; two sources sharing a bucket share its budget.
+ * Received recvErrors (as unauthenticated, each a supervisor lookup) go through a limiter of their own.
  */
 import { TokenBucket } from './token-bucket';
 

@@ -22,6 +22,7 @@ import {
 } from '../shared/protocol/header';
 import { REPLAY_DUPLICATE, REPLAY_WINDOW } from '../shared/protocol/replay-window';
 import { C } from '../shared/state/counters';
+import { SLOT_BUSY } from '../shared/state/tunnel-slots';
 import type { DatapathContext } from './context';
 import type { EarlyArrivals } from './early-arrivals';
 import type { EchoResponder } from './echo-responder';
@@ -30,6 +31,7 @@ import type { RoutineTunnel } from './tunnel-registry';
 
 export class OutsideToInside {
   private readonly handshakes: HandshakeLimiter;
+  private readonly recvErrors: HandshakeLimiter;
 
   constructor(
     private readonly ctx: DatapathContext,
@@ -38,6 +40,7 @@ export class OutsideToInside {
     private readonly echo: EchoResponder | null,
   ) {
     this.handshakes = new HandshakeLimiter(ctx.clock());
+    this.recvErrors = new HandshakeLimiter(ctx.clock());
   }
 
   /** One datagram from the underlay in buf[0..len), sent from `from` (sockaddr_in). */
@@ -72,6 +75,11 @@ export class OutsideToInside {
         return;
       case TYPE_RECV_ERROR:
         counters.inc(C['messages.rx.recv_error']);
+        // Unauthenticated too, and each one is a supervisor lookup: the same bound as handshakes.
+        if (!this.recvErrors.allow(fromIp, ctx.clock())) {
+          counters.inc(C['routine.dropped.recv_error_in_limited']);
+          return;
+        }
         this.forwardMeta(type, subtype, localIndex, counter, buf, len, from);
         return;
       case TYPE_MESSAGE:
@@ -97,7 +105,12 @@ export class OutsideToInside {
       ctx.sendRecvError(localIndex, from);
       return;
     }
-    if (!ctx.slots.replayCheck(t.slot, counter)) {
+    const fresh = ctx.slots.replayCheck(t.slot, counter);
+    if (fresh === SLOT_BUSY) {
+      counters.inc(C['routine.dropped.slot_busy']);
+      return;
+    }
+    if (fresh === 0) {
       // Too late (a whole window behind) is not a replay: with several sender routines sharing one counter, a
       // routine descheduled between taking a counter and sending can be that late.
       const late = counter + REPLAY_WINDOW <= ctx.slots.replayCurrent(t.slot);
@@ -115,7 +128,7 @@ export class OutsideToInside {
     }
     const update = ctx.slots.replayUpdate(t.slot, counter);
     if (update < 0) {
-      counters.inc(update === REPLAY_DUPLICATE ? C['network.packets.duplicate'] : C['network.packets.out_of_window']);
+      counters.inc(update === SLOT_BUSY ? C['routine.dropped.slot_busy'] : update === REPLAY_DUPLICATE ? C['network.packets.duplicate'] : C['network.packets.out_of_window']);
       return;
     }
     if (update > 0) counters.add(C['network.packets.lost'], update);

@@ -25,9 +25,15 @@ export interface TestHooks {
    * (EINVAL), so a test sees a routine end on a poll error and be respawned (test/e2e/routine-faults.test.ts).
    */
   readonly pollFailOnceFile: string;
+  /**
+   * Send counter a host's first tunnel starts at instead of 2, so a test crosses the re-key threshold
+   * (REKEY_AFTER_MESSAGES) with a few thousand packets (test/e2e/rekey.test.ts). Re-keyed tunnels start at 2.
+   */
+  readonly sendCounterStart: number;
 }
 
 export const testHooks: TestHooks = Object.freeze({
   tunnelUpDelayMs: numberFromEnv('NEBULA_TS_TEST_TUNNEL_UP_DELAY_MS'),
   pollFailOnceFile: stringFromEnv('NEBULA_TS_TEST_POLL_FAIL_ONCE'),
+  sendCounterStart: numberFromEnv('NEBULA_TS_TEST_SEND_COUNTER_START'),
 });

@@ -4,7 +4,7 @@
  * the Noise static key, cached stage-2 replies for retransmitted stage 1s, and the race rules of §3.7.
  * Packets waiting for a tunnel are parked in the routines, which flush them when the tunnel is installed.
  */
-import { createInitiator, createResponder } from '../shared/noise';
+import { createInitiator } from '../shared/noise';
 import { HEADER_LEN } from '../shared/protocol/header';
 import type { NebulaCertificate } from '../shared/pki';
 import { formatIPv4 } from '../shared/util/ipv4';
@@ -16,7 +16,9 @@ import type { MetaPacket } from '../shared/ipc/messages';
 import type { HostMap, HostInfo, NewTunnel } from './hostmap';
 import type { SupervisorCounters } from './counters';
 import type { CAPool } from '../shared/pki';
-import { buildStage1, buildStage2, errText, openHandshakePayload } from './handshake-messages';
+import { buildStage1, DENIED, errText, logFailure, openHandshakePayload } from './handshake-messages';
+import { respondToStage1 } from './handshake-responder';
+import type { RemoteAllowList } from '../shared/allow-list';
 
 
 export interface HandshakeEnv {
@@ -39,6 +41,11 @@ export interface HandshakeEnv {
   install(h: NewTunnel): HostInfo | undefined;
   /** Sends a test request on an existing tunnel (race aftermath). */
   sendTest(h: HostInfo): void;
+  /**
+   * lighthouse.remote_allow_list / remote_allow_ranges as they are now (reloadable): incoming handshakes from a
+   * denied underlay address are neither answered (stage 1) nor completed (stage 2). Absent: everything allowed.
+   */
+  remoteAllowList?: () => RemoteAllowList;
 }
 
 const addr = formatEndpoint;
@@ -62,13 +69,26 @@ export class HandshakeManager {
 
   /** Starts a handshake to `vpnIp` unless a tunnel or a pending handshake already exists. */
   start(vpnIp: number): void {
+    if (this.env.hostmap.get(vpnIp)) return;
+    this.initiate(vpnIp);
+  }
+
+  /**
+   * Re-key: a fresh handshake to the host of an existing tunnel, sent to its current address too. When it completes
+   * the new tunnel replaces the old one (install), as a newer handshake does on the peer (Go 1.6.1 takes it too).
+   */
+  rekey(h: HostInfo): void {
+    this.initiate(h.vpnIp, { ip: h.remoteIp, port: h.remotePort });
+  }
+
+  private initiate(vpnIp: number, knownAddress?: Endpoint): void {
     const env = this.env;
-    if (vpnIp === env.vpnIp || env.hostmap.get(vpnIp) || this.pending.forVpnIp(vpnIp)) return;
+    if (vpnIp === env.vpnIp || this.pending.forVpnIp(vpnIp)) return;
     const localIndex = env.hostmap.allocateIndex();
     const pki = env.pki();
     const noise = createInitiator({ cipher: env.cipher, staticPrivate: pki.privateKey });
     const packet = buildStage1(noise, pki.cert, localIndex);
-    const p: Pending = { vpnIp, localIndex, noise, packet, attempts: 0, startedAt: process.hrtime.bigint() };
+    const p: Pending = { vpnIp, localIndex, noise, packet, attempts: 0, startedAt: process.hrtime.bigint(), knownAddress };
     this.pending.add(p);
     env.counters.inc('handshake_manager.initiated');
     // A static host is tried at once (nebula-spec §3.6); later attempts back off linearly.
@@ -91,7 +111,9 @@ export class HandshakeManager {
       return;
     }
     p.attempts++;
-    const addrs = env.addressesFor(p.vpnIp);
+    const addrs = [...env.addressesFor(p.vpnIp)];
+    const known = p.knownAddress;
+    if (known && !addrs.some((a) => a.ip === known.ip && a.port === known.port)) addrs.push(known);
     for (const a of addrs) {
       env.sendUdp(p.packet, a);
       env.counters.inc('messages.tx.handshake_ixpsk0');
@@ -129,101 +151,13 @@ export class HandshakeManager {
     const data = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
     if (m.subtype !== 0) return;
     const from = { ip: m.fromIp, port: m.fromPort };
-    if (m.counter === 1) this.respond(data, from);
+    // Go's HandleIncomingHandshake: a first look before the peer's VPN IP is known (remote_allow_list only).
+    if (this.env.remoteAllowList && !this.env.remoteAllowList().allowUnknownVpnIp(from.ip)) {
+      this.env.log.debug(DENIED, { udpAddr: addr(from) });
+      return;
+    }
+    if (m.counter === 1) respondToStage1({ env: this.env, pendingFor: (ip) => this.pending.forVpnIp(ip), drop: (p) => this.drop(p) }, data, from);
     else if (m.counter === 2) this.complete(data, m.localIndex, from);
-  }
-
-  private respond(data: Buffer, from: Endpoint): void {
-    const env = this.env;
-    const noiseMsg = data.subarray(HEADER_LEN);
-    const pki = env.pki();
-    const noise = createResponder({ cipher: env.cipher, staticPrivate: pki.privateKey });
-    let payload: Buffer;
-    let peerStatic: Buffer;
-    try {
-      ({ payload, peerStatic } = noise.readMessage1(noiseMsg));
-    } catch (err) {
-      env.log.error('Failed to call noise.ReadMessage', { udpAddr: addr(from), error: errText(err), handshake: { stage: 1, style: 'ix_psk0' } });
-      return;
-    }
-    const opened = openHandshakePayload(payload, peerStatic, pki.caPool);
-    if (!opened.ok) {
-      logFailure(env.log, opened, { udpAddr: addr(from) }, 1);
-      return;
-    }
-    const { details, cert } = opened;
-    const vpnIp = cert.vpnIp!;
-    const fields = {
-      vpnIp: formatIPv4(vpnIp),
-      udpAddr: addr(from),
-      certName: cert.details.name,
-      fingerprint: cert.fingerprint(),
-      issuer: cert.details.issuer,
-      initiatorIndex: details.initiatorIndex,
-      handshake: { stage: 1, style: 'ix_psk0' },
-    };
-    if (vpnIp === env.vpnIp) {
-      env.log.error('Refusing to handshake with myself', fields);
-      return;
-    }
-
-    const existing = env.hostmap.get(vpnIp);
-    if (existing?.stage1 && existing.stage1.equals(noiseMsg) && existing.stage2Reply) {
-      // A retransmitted stage 1 (our reply was lost): answer with the very same stage 2.
-      env.sendUdp(existing.stage2Reply, from);
-      env.counters.inc('messages.tx.handshake_ixpsk0');
-      env.log.debug('Handshake message sent', { ...fields, cached: true, handshake: { stage: 2, style: 'ix_psk0' } });
-      return;
-    }
-    if (existing && existing.handshakeTime >= details.time) {
-      env.log.info('Handshake too old', { ...fields, oldHandshakeTime: existing.handshakeTime.toString(), newHandshakeTime: details.time.toString() });
-      env.sendTest(existing);
-      return;
-    }
-    const ours = this.pending.forVpnIp(vpnIp);
-    if (ours) {
-      // Both sides initiated: the handshake from the higher VPN IP wins (uint32 compare, spec §3.7).
-      if (vpnIp >>> 0 > env.vpnIp >>> 0) this.drop(ours);
-      else {
-        env.log.info('Prevented a pending handshake race', fields);
-        return;
-      }
-    }
-
-    const localIndex = env.hostmap.allocateIndex();
-    let reply: Buffer;
-    try {
-      reply = buildStage2(noise, pki.cert, details.initiatorIndex, localIndex);
-    } catch (err) {
-      env.hostmap.releaseIndex(localIndex);
-      env.log.error('Failed to call noise.WriteMessage', { ...fields, error: errText(err) });
-      return;
-    }
-    const keys = noise.split();
-
-    const installed = env.install({
-      vpnIp,
-      localIndex,
-      remoteIndex: details.initiatorIndex,
-      sendKey: keys.sendKey,
-      recvKey: keys.recvKey,
-      cert,
-      remoteIp: from.ip,
-      remotePort: from.port,
-      handshakeTime: details.time,
-      stage1: Buffer.from(noiseMsg),
-      stage2Reply: reply,
-      initiatedLocally: false,
-    });
-    if (!installed) {
-      // Refused (and logged) by install: no tunnel, so no reply; the initiator retries or times out.
-      env.hostmap.releaseIndex(localIndex);
-      return;
-    }
-    env.sendUdp(reply, from);
-    env.counters.inc('messages.tx.handshake_ixpsk0');
-    env.log.info('Handshake message received', fields);
-    env.log.info('Handshake message sent', { ...fields, responderIndex: localIndex, sentCachedPackets: 0, handshake: { stage: 2, style: 'ix_psk0' } });
   }
 
   private complete(data: Buffer, localIndex: number, from: Endpoint): void {
@@ -232,6 +166,11 @@ export class HandshakeManager {
     if (!p) {
       const done = env.hostmap.byLocalIndex(localIndex);
       if (done) env.log.debug('Handshake is already complete', { vpnIp: formatIPv4(done.vpnIp), udpAddr: addr(from) });
+      return;
+    }
+    // Go's ixHandshakeStage2: a reply from a denied address is ignored and the handshake stays pending (retries).
+    if (env.remoteAllowList && !env.remoteAllowList().allow(p.vpnIp, from.ip)) {
+      env.log.debug(DENIED, { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from) });
       return;
     }
     let payload: Buffer;
@@ -286,9 +225,4 @@ export class HandshakeManager {
     if (this.durations.length > 1024) this.durations.shift();
     env.log.info('Handshake message received', { ...fields, durationNs: duration, sentCachedPackets: 0 });
   }
-}
-
-function logFailure(log: Logger, failure: { message: string; error?: string; level: 'error' | 'info' }, base: Record<string, unknown>, stage: 1 | 2): void {
-  const fields = failure.error === undefined ? { ...base } : { ...base, error: failure.error };
-  log[failure.level](failure.message, { ...fields, handshake: { stage, style: 'ix_psk0' } });
 }

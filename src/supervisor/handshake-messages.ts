@@ -4,13 +4,23 @@
  * then validate the cert against the CA pool and the Noise static key). The handshake manager decides what to do;
  * this module only knows the bytes.
  */
+import type { Logger } from '../shared/log';
 import type { NoiseIXHandshake } from '../shared/noise';
 import { marshalCertForHandshake, validateHandshakeCert, type CAPool, type NebulaCertificate } from '../shared/pki';
 import { HEADER_LEN, TYPE_HANDSHAKE, writeHeader } from '../shared/protocol/header';
 import { decodeHandshake, encodeHandshake, type NebulaHandshakeDetails } from '../shared/protocol/handshake-payload';
 
+let lastTime = 0n;
+
+/**
+ * The handshake Time (ns since the epoch, as Go's time.Now().UnixNano()). Strictly increasing within the process:
+ * a peer takes a handshake for a host it already has a tunnel to only when its Time is newer (nebula-spec §3.7), so
+ * a re-key must never carry the same Time as the handshake it replaces, even within one millisecond.
+ */
 function nowNanos(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
+  const now = BigInt(Date.now()) * 1_000_000n;
+  lastTime = now > lastTime ? now : lastTime + 1n;
+  return lastTime;
 }
 
 function frame(noiseMessage: Buffer, remoteIndex: number, counter: number): Buffer {
@@ -59,4 +69,13 @@ export function openHandshakePayload(payload: Buffer, peerStatic: Buffer, caPool
 
 export function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Go logs every remote-allow-list refusal of a handshake with this message, at debug level. */
+export const DENIED = 'lighthouse.remote_allow_list denied incoming handshake';
+
+/** Logs a failed payload opening as Nebula does, with the stage it happened at. */
+export function logFailure(log: Logger, failure: { message: string; error?: string; level: 'error' | 'info' }, base: Record<string, unknown>, stage: 1 | 2): void {
+  const fields = failure.error === undefined ? { ...base } : { ...base, error: failure.error };
+  log[failure.level](failure.message, { ...fields, handshake: { stage, style: 'ix_psk0' } });
 }

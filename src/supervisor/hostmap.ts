@@ -41,6 +41,7 @@ const SLOT_QUARANTINE_MS = 5000;
 export class HostMap {
   private readonly byVpn = new Map<number, HostInfo>();
   private readonly byIndex = new Map<number, HostInfo>();
+  private readonly byRemote = new Map<number, HostInfo>();
   private readonly freeSlots: number[] = [];
   private readonly quarantine: Array<{ slot: number; until: number }> = [];
   /** Indexes in use by pending handshakes too, so a new index never collides with either map. */
@@ -69,9 +70,9 @@ export class HostMap {
     return this.byIndex.get(index);
   }
 
+  /** The tunnel whose peer knows it by `index` (recvErrors name it): a map, as every recvError asks. */
   byRemoteIndex(index: number): HostInfo | undefined {
-    for (const h of this.byIndex.values()) if (h.remoteIndex === index) return h;
-    return undefined;
+    return this.byRemote.get(index);
   }
 
   /** A random non-zero uint32 unused by any tunnel or pending handshake (nebula-spec §3.3 step 2). */
@@ -90,19 +91,28 @@ export class HostMap {
     this.reservedIndexes.delete(index);
   }
 
-  /** Claims a slot and resets it for a new tunnel (TunnelSlots.reset). Undefined when every slot is taken. */
-  allocateSlot(now: number): number | undefined {
+  /**
+   * Claims a slot and resets it for a new tunnel (TunnelSlots.reset; `sendCounter` only for the test hook that
+   * starts a tunnel near the re-key threshold). Undefined when every slot is taken.
+   */
+  allocateSlot(now: number, sendCounter?: number): number | undefined {
     while (this.quarantine.length > 0 && this.quarantine[0]!.until <= now) this.freeSlots.push(this.quarantine.shift()!.slot);
     const slot = this.freeSlots.pop();
     if (slot === undefined) return undefined;
-    this.slots.reset(slot);
+    this.slots.reset(slot, sendCounter);
     return slot;
+  }
+
+  /** The last send counter handed out on `h` (the re-key check). */
+  sendCounter(h: HostInfo): number {
+    return this.slots.sendCounter(h.slot);
   }
 
   add(h: HostInfo): HostInfo | undefined {
     const previous = this.byVpn.get(h.vpnIp);
     this.byVpn.set(h.vpnIp, h);
     this.byIndex.set(h.localIndex, h);
+    this.byRemote.set(h.remoteIndex, h);
     this.reservedIndexes.delete(h.localIndex);
     return previous;
   }
@@ -112,6 +122,7 @@ export class HostMap {
     if (this.byIndex.get(h.localIndex) !== h) return;
     this.byIndex.delete(h.localIndex);
     if (this.byVpn.get(h.vpnIp) === h) this.byVpn.delete(h.vpnIp);
+    if (this.byRemote.get(h.remoteIndex) === h) this.byRemote.delete(h.remoteIndex);
     this.slots.release(h.slot);
     this.quarantine.push({ slot: h.slot, until: now + SLOT_QUARANTINE_MS });
     h.encrypt.dispose();

@@ -91,5 +91,6 @@ function firewallUpdate(cfg: NebulaConfig, version: number): FirewallUpdate {
     tcpTimeout: fw.conntrack.tcp_timeout,
     udpTimeout: fw.conntrack.udp_timeout,
     defaultTimeout: fw.conntrack.default_timeout,
+    defaultLocalCidrAny: fw.default_local_cidr_any,
   };
 }

@@ -10,12 +10,15 @@ import { formatCidr } from '../shared/util/ipv4';
 import { ConnectionManager } from './connection-manager';
 import { SupervisorCounters } from './counters';
 import { HandshakeManager } from './handshake-manager';
-import { HostMap } from './hostmap';
+import { disconnectIfInvalid } from './invalid-certs';
+import { remoteAllowListOf, type RemoteAllowList } from '../shared/allow-list';
+import { HostMap, type HostInfo } from './hostmap';
 import type { Inside } from './inside/inside';
 import { selectInside } from './inside/select';
 import { LiveConfig } from './live-config';
 import { MetaDispatch } from './meta-dispatch';
 import type { MetricsSource } from './metrics';
+import { Rekeyer } from './rekey';
 import { reloadConfig, type ReloadResult } from './reload';
 import { routineSetup } from './routine-setup';
 import { RoutinePool } from './routines';
@@ -34,6 +37,7 @@ interface Running {
   tunnels: Tunnels;
   handshakes: HandshakeManager;
   connections: ConnectionManager;
+  rekeyer: Rekeyer;
   routines: RoutinePool;
 }
 
@@ -67,6 +71,7 @@ export class SupervisorNode {
     await running.inside.activate();
     await running.routines.start();
     running.connections.start();
+    running.rekeyer.start();
     this.log.info('Nebula interface is active', {
       interface: running.inside.name,
       network: formatCidr({ ip: this.live.vpnIp, mask: this.live.vpnMask }),
@@ -84,6 +89,8 @@ export class SupervisorNode {
   private assemble(cfg: NebulaConfig, staticHosts: StaticHosts): Running {
     const { live, log, counters } = this;
     const region = new SharedRegion(cfg, counters);
+    // Read at each use: a reload that changes lighthouse.remote_allow_list / remote_allow_ranges applies at once.
+    const remoteAllowList = (): RemoteAllowList => remoteAllowListOf(live.config.lighthouse);
     const hostmap = new HostMap(region.slots, region.capacities.tunnels);
     const inside = selectInside(cfg, live.vpnIp, live.vpnMask, log);
     let underlay: Underlay;
@@ -101,6 +108,7 @@ export class SupervisorNode {
       outbox: underlay.outbox,
       live,
       broadcast: (msg) => routines.broadcast(msg),
+      remoteAllowList,
     });
     const handshakes = new HandshakeManager({
       log,
@@ -111,17 +119,22 @@ export class SupervisorNode {
       tryIntervalMs: cfg.handshakes.try_interval,
       retries: cfg.handshakes.retries,
       counters,
-      addressesFor: (ip) => staticHosts.addressesFor(ip),
+      // As Go drops static_host_map addresses the remote allow list denies (lighthouse.addStaticRemote).
+      addressesFor: (ip) => staticHosts.addressesFor(ip).filter((a) => remoteAllowList().allow(ip, a.ip)),
       sendUdp: (buf, to) => underlay.send(buf, buf.length, to),
       install: (h) => tunnels.install(h),
       sendTest: (h) => tunnels.sendTest(h),
+      remoteAllowList,
     });
+    // pki.disconnect_invalid is read at start (as in Go); the CA pool and blocklist at every check.
+    const invalidCerts = { enabled: cfg.pki.disconnect_invalid, log, caPool: () => live.caPool, close: (h: HostInfo) => tunnels.teardown(h, true) };
     const connections = new ConnectionManager({
       hostmap,
       aliveIntervalMs: cfg.timers.connection_alive_interval,
       pendingDeletionMs: cfg.timers.pending_deletion_interval,
       sendTest: (h) => tunnels.sendTest(h),
       dead: (h) => tunnels.dead(h),
+      closedInvalid: (h, now) => disconnectIfInvalid(invalidCerts, h, now),
     });
     const dispatch = new MetaDispatch({ log, hostmap, handshakes, tunnels });
     const routines = new RoutinePool({
@@ -133,7 +146,8 @@ export class SupervisorNode {
       onDied: (i) => region.releaseRoutine(i),
       log,
     });
-    return { region, hostmap, inside, underlay, tunnels, handshakes, connections, routines };
+    const rekeyer = new Rekeyer({ log, hostmap, handshakes });
+    return { region, hostmap, inside, underlay, tunnels, handshakes, connections, rekeyer, routines };
   }
 
   /** SIGHUP / nebula-ctl reload: validate the whole file first; a bad file changes nothing. */
@@ -153,6 +167,7 @@ export class SupervisorNode {
     const running = this.running;
     if (!running) return;
     running.connections.stop();
+    running.rekeyer.stop();
     running.handshakes.stop();
     running.tunnels.closeAll();
     await running.routines.stop();

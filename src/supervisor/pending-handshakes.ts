@@ -3,6 +3,7 @@
  * Removing one stops its retry timer and gives its index back to the host map.
  */
 import type { NoiseIXHandshake } from '../shared/noise';
+import type { Endpoint } from '../shared/util/endpoint';
 
 export interface Pending {
   vpnIp: number;
@@ -13,6 +14,8 @@ export interface Pending {
   attempts: number;
   startedAt: bigint;
   timer?: NodeJS.Timeout;
+  /** The address of the tunnel being re-keyed (tried besides the static ones). */
+  knownAddress?: Endpoint;
 }
 
 export class PendingHandshakes {

@@ -51,6 +51,11 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
   if (restart.length > 0) log.warn('Some changed keys need a restart to take effect', { keys: restart });
   live.adopt(next, pki);
   if (sectionChanged(current, next, 'logging')) changed.push('logging');
+  if (sectionChanged(current, next, 'lighthouse.remote_allow_list') || sectionChanged(current, next, 'lighthouse.remote_allow_ranges')) {
+    // Read from the live config at every handshake and roam (allow-list.ts): nothing else to do.
+    log.info('lighthouse.remote_allow_list and/or lighthouse.remote_allow_ranges has changed');
+    changed.push('lighthouse.remote_allow_list');
+  }
   if (sectionChanged(current, next, 'firewall')) {
     const version = bumpRulesVersion(live.firewall.version);
     const oldHash = live.firewallHash;

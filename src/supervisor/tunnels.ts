@@ -12,10 +12,12 @@ import { SUBTYPE_TEST_REQUEST, TYPE_CLOSE_TUNNEL, TYPE_TEST } from '../shared/pr
 import type { TunnelSlots } from '../shared/state/tunnel-slots';
 import { sendOnTunnel, type DatagramOutbox } from '../shared/tunnel/send';
 import { formatIPv4 } from '../shared/util/ipv4';
+import { testHooks } from '../shared/test-hooks';
 import { formatEndpoint } from '../shared/util/endpoint';
 import type { SupervisorCounters } from './counters';
 import type { HostInfo, HostMap, NewTunnel } from './hostmap';
 import type { LiveConfig } from './live-config';
+import type { RemoteAllowList } from '../shared/allow-list';
 
 export interface TunnelsEnv {
   log: Logger;
@@ -28,6 +30,8 @@ export interface TunnelsEnv {
   live: LiveConfig;
   /** Tells every routine. */
   broadcast(msg: SupervisorToRoutine): void;
+  /** lighthouse.remote_allow_list / remote_allow_ranges as they are now: a tunnel never roams to a denied address. */
+  remoteAllowList?: () => RemoteAllowList;
 }
 
 const NO_PAYLOAD = Buffer.alloc(0);
@@ -47,7 +51,9 @@ export class Tunnels {
   install(base: NewTunnel): HostInfo | undefined {
     const { hostmap, log } = this.env;
     const now = Date.now();
-    const slot = hostmap.allocateSlot(now);
+    // Test hook: a host's first tunnel may start its send counter near the re-key threshold (never a re-key's).
+    const counterStart = testHooks.sendCounterStart > 0 && hostmap.get(base.vpnIp) === undefined ? testHooks.sendCounterStart : undefined;
+    const slot = hostmap.allocateSlot(now, counterStart);
     if (slot === undefined) {
       this.env.counters.inc('hostmap.refused');
       this.refusedSinceLog++;
@@ -95,10 +101,28 @@ export class Tunnels {
     this.teardown(h, false);
   }
 
-  /** A routine authenticated a packet of tunnel `localIndex` from a new underlay address: follow it. */
+  /**
+   * A routine authenticated a packet of tunnel `localIndex` from a new underlay address: follow it, unless the
+   * remote allow list denies that address (Go's handleHostRoaming).
+   *
+   * The routine that saw the packet has already moved ITS copy of the remote (outside-to-inside.ts sets it before
+   * posting `roamed`), so its replies were going to the new address by the time we hear of it. On a denial the host
+   * map keeps the old remote and every routine gets a `remoteChanged` back to it, which restores that routine's
+   * copy. Each further packet from the denied address repeats this round trip; the data itself was authenticated,
+   * so it is still delivered, as in Go (only the tunnel's remote is refused).
+   */
   roamed(localIndex: number, remoteIp: number, remotePort: number): void {
     const h = this.env.hostmap.byLocalIndex(localIndex);
     if (!h || (h.remoteIp === remoteIp && h.remotePort === remotePort)) return;
+    if (this.env.remoteAllowList && !this.env.remoteAllowList().allow(h.vpnIp, remoteIp)) {
+      this.env.log.debug('lighthouse.remote_allow_list denied roaming', {
+        vpnIp: formatIPv4(h.vpnIp),
+        certName: h.cert.details.name,
+        newAddr: formatEndpoint({ ip: remoteIp, port: remotePort }),
+      });
+      this.env.broadcast({ type: 'remoteChanged', localIndex: h.localIndex, remoteIp: h.remoteIp, remotePort: h.remotePort });
+      return;
+    }
     this.env.log.info('Host roamed to new udp ip/port.', {
       vpnIp: formatIPv4(h.vpnIp),
       udpAddr: formatEndpoint({ ip: h.remoteIp, port: h.remotePort }),

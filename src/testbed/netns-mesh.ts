@@ -5,12 +5,13 @@
  * Needs root. Traffic stays inside the namespaces it made.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { defaultControlSocketPath } from '../shared/control-path';
 import { makeCA, makeHostCert, type MeshCA } from './mesh-pki';
+import { copyRuntime, type RuntimeCopy } from './runtime-copy';
 
 export type NodeKind = 'ts' | 'go';
 
@@ -37,6 +38,17 @@ export interface MeshNodeSpec {
    * unprivileged. The wrapper must exec the command (so the node's pid is the started process's pid).
    */
   commandPrefix?: string[];
+  /**
+   * Run the node as this unprivileged user and group (numeric ids, e.g. `{ uid: 65534, gid: 65534 }` for nobody),
+   * through `env -u NODE_OPTIONS setpriv --reuid --regid --clear-groups` (before `commandPrefix`). The harness then
+   * makes what the node needs reachable by that user wherever the checkout is and whatever the umask, without
+   * touching the checkout: a nebula-ts node runs from a world-readable copy of dist/ and its runtime packages
+   * (runtime-copy.ts, one per mesh, removed by `destroy()`) without NODE_OPTIONS (the test runner's loaders live in
+   * the checkout); the node's directory and files (config, cert, key: still 0600) belong to the user; the CA cert is
+   * made 0644 and the mesh directory 0711. Sockets the node creates outside its directory need a directory the user
+   * can write.
+   */
+  runAs?: { uid: number; gid: number };
   /**
    * nebula-ts only: leave `control.socket` out of the config, so the node uses its default path (per network
    * namespace, src/shared/control-path.ts); `controlSocket` is then that path. Default: a socket in the node's dir.
@@ -84,6 +96,8 @@ export class Mesh {
   readonly nodes = new Map<string, MeshNode>();
   readonly ca: MeshCA;
   private created: string[] = [];
+  /** The world-readable runtime copy for nodes with `runAs`, made on the first such start. */
+  private runtime?: RuntimeCopy;
 
   constructor(private readonly opts: MeshOptions) {
     this.id = `ntm${process.pid.toString(36)}${(meshCounter++).toString(36)}`;
@@ -154,7 +168,8 @@ export class Mesh {
     const base: Record<string, unknown> = {
       pki: { ca: this.ca.caPath, cert: path.join(n.dir, `${n.name}.crt`), key: path.join(n.dir, `${n.name}.key`) },
       static_host_map: staticHostMap,
-      lighthouse: { am_lighthouse: false, interval: 60, hosts: [] },
+      // No lighthouse.interval: nebula-ts refuses lighthouse keys it cannot honour (and no hosts: nothing to report).
+      lighthouse: { am_lighthouse: false, hosts: [] },
       listen: { host: '0.0.0.0', port: PORT },
       punchy: { punch: false },
       cipher: this.cipher,
@@ -172,16 +187,40 @@ export class Mesh {
     }
     const merged = deepMerge(base, n.config ?? {});
     writeFileSync(n.configPath, YAML.stringify(merged), { mode: 0o600 });
+    if (n.runAs) this.grantNodeFiles(n);
+  }
+
+  /** A `runAs` node's user must read its config, cert and key, and the CA cert through the mesh directory. */
+  private grantNodeFiles(n: MeshNode): void {
+    const { uid, gid } = n.runAs!;
+    chownSync(n.dir, uid, gid);
+    for (const f of readdirSync(n.dir)) chownSync(path.join(n.dir, f), uid, gid);
+    chmodSync(this.dir, 0o711);
+    chmodSync(this.ca.caPath, 0o644);
+  }
+
+  /** The world-readable runtime copy `runAs` nebula-ts nodes run from, made on first use, removed by `destroy()`. */
+  runtimeCopy(): RuntimeCopy {
+    this.runtime ??= copyRuntime(this.opts.projectRoot);
+    return this.runtime;
   }
 
   /** Starts a node and resolves once it reports its interface is up. */
   async start(name: string, timeoutMs = 15_000): Promise<MeshNode> {
     const n = this.node(name);
+    const prefix: string[] = [];
+    let root = this.opts.projectRoot;
+    if (n.runAs) {
+      this.grantNodeFiles(n);
+      if (n.kind === 'ts') root = this.runtimeCopy().root;
+      // Unset in the exec chain, not in `env`: tap's process-info hook puts its loader back into every child's env.
+      prefix.push('env', '-u', 'NODE_OPTIONS', 'setpriv', `--reuid=${n.runAs.uid}`, `--regid=${n.runAs.gid}`, '--clear-groups');
+    }
     const cmd =
       n.kind === 'ts'
-        ? [process.execPath, path.join(this.opts.projectRoot, 'dist', 'supervisor', 'main.js'), '-config', n.configPath]
+        ? [process.execPath, path.join(root, 'dist', 'supervisor', 'main.js'), '-config', n.configPath]
         : ['nebula', '-config', n.configPath];
-    const child = spawn('ip', ['netns', 'exec', n.ns, ...(n.commandPrefix ?? []), ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...n.env } });
+    const child = spawn('ip', ['netns', 'exec', n.ns, ...prefix, ...(n.commandPrefix ?? []), ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...n.env } });
     n.process = child;
     const onLine = (line: string): void => {
       n.output.push(line);
@@ -285,10 +324,15 @@ export class Mesh {
   }
 
   async destroy(): Promise<void> {
-    await Promise.all([...this.nodes.keys()].map((n) => this.stop(n, 'SIGTERM', 3000).catch(() => null)));
-    for (const ns of this.created.reverse()) await sh('ip', ['netns', 'del', ns]).catch(() => undefined);
-    this.created = [];
-    rmSync(this.dir, { recursive: true, force: true });
+    try {
+      await Promise.all([...this.nodes.keys()].map((n) => this.stop(n, 'SIGTERM', 3000).catch(() => null)));
+      for (const ns of this.created.reverse()) await sh('ip', ['netns', 'del', ns]).catch(() => undefined);
+      this.created = [];
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+      this.runtime?.remove();
+      this.runtime = undefined;
+    }
   }
 }
 

@@ -141,26 +141,24 @@ t.test('durations: Go syntax to milliseconds, plain integers as seconds where Ne
   t.type(parseGoDuration('10'), 'string');
   t.type(parseGoDuration('10x'), 'string');
   const { config } = parseConfig(
-    PKI + 'lighthouse: {interval: 60}\ntimers: {connection_alive_interval: 7, pending_deletion_interval: 2m}\n' +
-      'handshakes: {try_interval: 250ms}\npunchy: {delay: 2s}\nfirewall: {conntrack: {tcp_timeout: 1h}}\n',
+    // (lighthouse.interval and punchy.delay only at their defaults: other values are refused, see unsupported.test.ts)
+    PKI + 'lighthouse: {interval: 10}\ntimers: {connection_alive_interval: 7, pending_deletion_interval: 2m}\n' +
+      'handshakes: {try_interval: 250ms}\npunchy: {delay: 1s}\nfirewall: {conntrack: {tcp_timeout: 1h}}\n',
   );
-  t.equal(config.lighthouse.interval, 60_000);
+  t.equal(config.lighthouse.interval, 10_000);
   t.equal(config.timers.connection_alive_interval, 7000);
   t.equal(config.timers.pending_deletion_interval, 120_000);
   t.equal(config.handshakes.try_interval, 250);
-  t.equal(config.punchy.delay, 2000);
+  t.equal(config.punchy.delay, 1000);
   t.equal(config.firewall.conntrack.tcp_timeout, 3_600_000);
 });
 
 t.test('legacy spellings are folded in', async (t) => {
-  const { config, warnings } = parseConfig(
-    PKI.replace('  key:', '  blacklist: [abc]\n  key:') +
-      'punchy: true\npunch_back: true\nlocal_range: 10.0.0.0/24\npreferred_ranges: ["172.16.0.0/24"]\n' +
-      'listen: {send_recv_error: false}\n',
-  );
-  t.equal(config.punchy.punch, true);
-  t.equal(config.punchy.respond, true);
-  t.same(config.preferred_ranges, ['172.16.0.0/24', '10.0.0.0/24']);
+  // punchy, punch_back, local_range and preferred_ranges are refused unless at their defaults (unsupported.test.ts).
+  const { config, warnings } = parseConfig(PKI.replace('  key:', '  blacklist: [abc]\n  key:') + 'punchy: false\npunch_back: false\nlisten: {send_recv_error: false}\n');
+  t.equal(config.punchy.punch, false, 'punchy: false is punchy.punch: false');
+  t.equal(config.punchy.respond, false);
+  t.same(config.preferred_ranges, []);
   t.same(config.pki.blocklist, ['abc']);
   t.equal(config.listen.send_recv_error, 'never');
   t.ok(warnings.some((w) => /pki.blacklist is deprecated/.test(w.msg)));
@@ -172,8 +170,8 @@ t.test('static_host_map, lighthouse, routes and other typed sections', async (t)
   const { config } = parseConfig(
     PKI +
       'static_host_map:\n  "192.168.100.1": ["100.64.22.11:4242", "lh.example.com:4242"]\n  "192.168.100.2": "[2001:db8::1]:4242"\n' +
-      'lighthouse:\n  hosts: ["192.168.100.1"]\n  remote_allow_list: {"0.0.0.0/0": true, "10.0.0.0/8": false}\n' +
-      '  local_allow_list: {interfaces: {"docker.*": false}, "10.0.0.0/8": true}\n' +
+      'lighthouse:\n  remote_allow_list: {"0.0.0.0/0": true, "10.0.0.0/8": false}\n' +
+      '  remote_allow_ranges: {"192.168.100.0/24": {"10.0.0.0/8": true}}\n' +
       'tun:\n  dev: nebula9\n  routes: [{mtu: 8800, route: 10.0.0.0/16}]\n  unsafe_routes: [{route: 172.16.1.0/24, via: 192.168.100.99}]\n' +
       'listen: {host: "[::]", port: "4242"}\n',
   );
@@ -181,9 +179,8 @@ t.test('static_host_map, lighthouse, routes and other typed sections', async (t)
     '192.168.100.1': ['100.64.22.11:4242', 'lh.example.com:4242'],
     '192.168.100.2': ['[2001:db8::1]:4242'],
   });
-  t.same(config.lighthouse.hosts, ['192.168.100.1']);
   t.same(config.lighthouse.remote_allow_list, { '0.0.0.0/0': true, '10.0.0.0/8': false });
-  t.same(config.lighthouse.local_allow_list, { interfaces: { 'docker.*': false }, cidrs: { '10.0.0.0/8': true } });
+  t.same(config.lighthouse.remote_allow_ranges, { '192.168.100.0/24': { '10.0.0.0/8': true } });
   t.same(config.tun.routes, [{ mtu: 8800, route: '10.0.0.0/16' }]);
   t.same(config.tun.unsafe_routes, [{ route: '172.16.1.0/24', via: '192.168.100.99', mtu: 1300, metric: 0 }]);
   t.equal(config.listen.host, '::');

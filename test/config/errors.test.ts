@@ -18,7 +18,8 @@ const CASES: Array<[name: string, yaml: string, path: string, message: RegExp]> 
   ['bad port in a firewall rule', 'firewall:\n  inbound:\n    - {port: any, proto: any, host: any}\n    - {port: 1, proto: tcp, host: a}\n    - {port: 8o, proto: tcp, host: any}\n', 'firewall.inbound[2].port', /^"8o" is not a port or range$/],
   ['bad port range in a firewall rule', 'firewall:\n  outbound:\n    - {port: 90-80, proto: tcp, host: any}\n', 'firewall.outbound[0].port', /range start is greater/],
   ['bad proto', 'firewall:\n  inbound:\n    - {port: 80, proto: sctp, host: any}\n', 'firewall.inbound[0].proto', /"sctp" is not one of any, tcp, udp, icmp/],
-  ['rule without host/group/cidr/ca', 'firewall:\n  inbound:\n    - {port: 80, proto: tcp}\n', 'firewall.inbound[0]', /at least one of host, group, groups, cidr, ca_name, or ca_sha/],
+  ['rule without host/group/cidr/local_cidr/ca', 'firewall:\n  inbound:\n    - {port: 80, proto: tcp}\n', 'firewall.inbound[0]', /at least one of host, group, groups, cidr, local_cidr, ca_name, or ca_sha/],
+  ['bad local_cidr', 'firewall:\n  inbound:\n    - {port: 80, proto: tcp, host: any, local_cidr: 10.0.0.0/33}\n', 'firewall.inbound[0].local_cidr', /is not an IPv4 CIDR or any/],
   ['rule with both port and code', 'firewall:\n  inbound:\n    - {port: 80, code: any, proto: icmp, host: any}\n', 'firewall.inbound[0]', /only one of port or code/],
   ['rule with neither port nor code', 'firewall:\n  inbound:\n    - {proto: icmp, host: any}\n', 'firewall.inbound[0]', /one of port or code is required/],
   ['rule with group and groups', 'firewall:\n  inbound:\n    - {port: 1, proto: tcp, group: a, groups: [b]}\n', 'firewall.inbound[0]', /only one of group or groups/],
@@ -37,13 +38,11 @@ const CASES: Array<[name: string, yaml: string, path: string, message: RegExp]> 
   ['tun.routes entry with small mtu', 'tun:\n  routes:\n    - {route: 10.0.0.0/16, mtu: 400}\n', 'tun.routes[0].mtu', /between 500 and 65535/],
   ['unsafe route without via', 'tun:\n  unsafe_routes:\n    - route: 172.16.0.0/24\n', 'tun.unsafe_routes[0].via', /^required$/],
   ['lighthouse.hosts not an IPv4', 'lighthouse:\n  hosts: ["lh.example.com"]\n', 'lighthouse.hosts[0]', /is not an IPv4 address/],
-  ['lighthouse host without static_host_map entry', 'lighthouse:\n  hosts: ["192.168.100.1"]\n', 'lighthouse.hosts[0]', /has no static_host_map entry/],
   ['section that is not a map', 'tun: 5\n', 'tun', /must be a map/],
   ['boolean that is not a boolean', 'punchy:\n  punch: maybe\n', 'punchy.punch', /must be true or false/],
   ['send_recv_error value', 'listen:\n  send_recv_error: sometimes\n', 'listen.send_recv_error', /must be one of always, never, private/],
   ['stats without interval', 'stats:\n  type: prometheus\n  listen: 127.0.0.1:8080\n  path: /metrics\n', 'stats.interval', /required when stats.type is prometheus/],
   ['stats type', 'stats:\n  type: statsd\n', 'stats.type', /must be one of graphite, prometheus, none/],
-  ['sshd on port 22', 'sshd:\n  enabled: true\n  listen: 0.0.0.0:22\n  host_key: /k\n', 'sshd.listen', /port 22/],
   ['allow list with mixed rules and no default', 'lighthouse:\n  remote_allow_list:\n    "10.0.0.0/8": false\n    "10.1.0.0/16": true\n', 'lighthouse.remote_allow_list', /no default set for 0.0.0.0\/0/],
   ['tun.dev too long', 'tun:\n  dev: averyveryverylongname\n', 'tun.dev', /not a valid interface name/],
 ];
@@ -56,6 +55,19 @@ for (const [name, yaml, path, message] of CASES) {
     t.match(issues[0].message, message);
   });
 }
+
+t.test('checks of keys that are also refused (unsupported.ts) report both problems', async (t) => {
+  const lh = issuesOf(PKI + 'lighthouse:\n  hosts: ["192.168.100.1"]\n');
+  t.same(
+    lh.map((i) => i.path),
+    ['lighthouse.hosts[0]', 'lighthouse.hosts'],
+  );
+  t.match(lh[0].message, /has no static_host_map entry/);
+  t.match(lh[1].message, /^not supported yet/);
+  const ssh = issuesOf(PKI + 'sshd:\n  enabled: true\n  listen: 0.0.0.0:22\n  host_key: /k\n');
+  t.match(ssh.find((i) => i.path === 'sshd.listen')?.message, /port 22/);
+  t.ok(ssh.some((i) => i.path === 'sshd.enabled' && /^not supported yet/.test(i.message)));
+});
 
 t.test('missing pki keys name each key', async (t) => {
   const issues = issuesOf('tun:\n  mtu: 1300\n');

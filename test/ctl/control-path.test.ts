@@ -17,6 +17,7 @@ import {
   defaultControlSocketPath,
   defaultControlSocketPattern,
 } from '../../src/shared/control-path';
+import { copyRuntime } from '../../src/testbed/runtime-copy';
 import { prereqs } from '../helpers/prereq';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -33,11 +34,11 @@ function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 /** Runs nebula-ctl asynchronously (the fake nodes below live in this process: a sync spawn would block them). */
-function ctl(args: string[], opts: { env?: Record<string, string>; uid?: number; gid?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function ctl(args: string[], opts: { env?: Record<string, string>; uid?: number; gid?: number; bin?: string } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     // Through env -u: tap's process-info hook adds its loader to NODE_OPTIONS of every child, and that loader
     // cannot write its record as nobody.
-    const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, CTL, ...args], { env: cliEnv(opts.env), uid: opts.uid, gid: opts.gid, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, opts.bin ?? CTL, ...args], { env: cliEnv(opts.env), uid: opts.uid, gid: opts.gid, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -169,13 +170,19 @@ t.test('nebula-ctl: permission denied is said so (needs root to run it as nobody
   const s = await fakeNode(p, { ok: true });
   t.teardown(() => closeServer(s));
   chmodSync(p, 0o600);
-  // nobody must be able to reach the CLI itself.
-  const r = await ctl(['-socket', p, 'status'], { uid: 65534, gid: 65534 });
+  // nobody must be able to reach the CLI itself: run a world-readable copy of it (the checkout may be in a 0700
+  // directory, or built under umask 077).
+  const runtime = copyRuntime(ROOT);
+  t.teardown(() => runtime.remove());
+  const bin = path.join(runtime.root, 'bin', 'nebula-ctl');
+  // nobody reaches the socket's directory through `tmp` (mkdtemp made it 0700).
+  chmodSync(tmp, 0o711);
+  const r = await ctl(['-socket', p, 'status'], { uid: 65534, gid: 65534, bin });
   t.equal(r.status, 1, r.stderr);
   t.match(r.stderr, new RegExp(`^nebula-ctl: permission denied on ${p.replace(/[.]/g, '\\.')} \\(.*run nebula-ctl as the node's user, usually root\\)\\n$`));
   // The socket itself 0600 in an open directory: connect() is what is denied.
   chmodSync(dir, 0o755);
-  const r2 = await ctl(['-socket', p, 'status'], { uid: 65534, gid: 65534 });
+  const r2 = await ctl(['-socket', p, 'status'], { uid: 65534, gid: 65534, bin });
   t.equal(r2.status, 1, r2.stderr);
   t.match(r2.stderr, /^nebula-ctl: permission denied on /);
 });

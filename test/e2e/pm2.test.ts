@@ -61,7 +61,7 @@ t.test('pm2: start waits for ready, sendSignal SIGHUP reloads the firewall, stop
   const config = {
     pki: { ca: ca.caPath, cert: path.join(dir, 'pm2-node.crt'), key: path.join(dir, 'pm2-node.key') },
     static_host_map: {},
-    lighthouse: { am_lighthouse: false, interval: 60, hosts: [] },
+    lighthouse: { am_lighthouse: false, hosts: [] },
     listen: { host: '127.0.0.1', port },
     punchy: { punch: false },
     tun: { disabled: true, dev: 'nebula1' },

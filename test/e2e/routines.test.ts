@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Mesh, type MeshNodeSpec } from '../../src/testbed/netns-mesh';
@@ -17,6 +17,7 @@ import { C, COUNTER_COUNT, type CounterName } from '../../src/shared/state/count
 import { computeLayout, viewsOver } from '../../src/shared/state/layout';
 import { prereqs } from '../helpers/prereq';
 import { alive, childrenOf, status, until } from './helpers';
+import { indexCounterKey, isMessage, readPcapUdp } from './fixtures/pcap';
 
 const ROOT = path.resolve(__dirname, '../..');
 const A = '192.168.100.1';
@@ -177,57 +178,6 @@ async function capture(t: Teardownable, mesh: Mesh, name: string, file: string, 
   await bg.waitFor(/listening on eth0/, 10_000);
   return bg;
 }
-
-interface UdpDatagram {
-  src: string;
-  dst: string;
-  srcPort: number;
-  dstPort: number;
-  /** UDP payload length on the wire. */
-  length: number;
-  /** The captured part of the UDP payload (snaplen-limited). */
-  payload: Buffer;
-}
-
-/** Reads a classic pcap file (Ethernet link type): the IPv4/UDP datagrams in it. */
-function readPcapUdp(file: string): UdpDatagram[] {
-  const buf = readFileSync(file);
-  if (buf.length < 24) throw new Error(`${file}: no pcap header`);
-  const magic = buf.readUInt32LE(0);
-  let le: boolean;
-  if (magic === 0xa1b2c3d4 || magic === 0xa1b23c4d) le = true;
-  else if (magic === 0xd4c3b2a1 || magic === 0x4d3cb2a1) le = false;
-  else throw new Error(`${file}: bad pcap magic ${magic.toString(16)}`);
-  const u32 = (o: number): number => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
-  const linkType = u32(20);
-  if (linkType !== 1) throw new Error(`${file}: link type ${linkType}, expected Ethernet (1)`);
-  const out: UdpDatagram[] = [];
-  let off = 24;
-  while (off + 16 <= buf.length) {
-    const incl = u32(off + 8);
-    const rec = buf.subarray(off + 16, off + 16 + incl);
-    off += 16 + incl;
-    if (rec.length < 14 + 20 + 8 || rec.readUInt16BE(12) !== 0x0800) continue;
-    const ip = rec.subarray(14);
-    const ihl = (ip[0]! & 0x0f) * 4;
-    if (ip[0]! >> 4 !== 4 || ip[9] !== 17 || ip.length < ihl + 8) continue;
-    const udp = ip.subarray(ihl);
-    out.push({
-      src: `${ip[12]}.${ip[13]}.${ip[14]}.${ip[15]}`,
-      dst: `${ip[16]}.${ip[17]}.${ip[18]}.${ip[19]}`,
-      srcPort: udp.readUInt16BE(0),
-      dstPort: udp.readUInt16BE(2),
-      length: udp.readUInt16BE(4) - 8,
-      payload: udp.subarray(8),
-    });
-  }
-  return out;
-}
-
-/** Nebula data packets (header byte 0 = version 1, type 1 message). */
-const isMessage = (d: UdpDatagram): boolean => d.payload.length >= 16 && d.payload[0] === 0x11;
-/** (remote index, message counter) of a Nebula packet, as hex. */
-const indexCounterKey = (d: UdpDatagram): string => d.payload.subarray(4, 16).toString('hex');
 
 const tail = (lines: string[], n = 40): string => lines.slice(-n).join('\n');
 
@@ -576,17 +526,14 @@ t.test('tun.disabled: runs as nobody without privileges and answers ping from a 
       overlayIp: A,
       routines: 2,
       config: { tun: { disabled: true }, control: { socket: path.join(sockDir, 'u.sock') } },
-      commandPrefix: ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'],
+      // The harness gives nobody its files and runs it from a world-readable copy of the runtime, so this works
+      // wherever the checkout is (a 0700 /root/...) and whatever the umask.
+      runAs: { uid: 65534, gid: 65534 },
     },
     { name: 'b', kind: 'ts', overlayIp: B, routines: 2 },
   ]);
   const u = mesh.node('u');
   u.controlSocket = path.join(sockDir, 'u.sock');
-  // nobody must read the CA, its cert/key and its config (and walk the directories to them).
-  chmodSync(mesh.dir, 0o755);
-  chmodSync(u.dir, 0o755);
-  for (const f of readdirSync(u.dir)) chmodSync(path.join(u.dir, f), 0o644);
-  chmodSync(mesh.ca.caPath, 0o644);
 
   await mesh.start('u');
   await mesh.start('b');
@@ -594,6 +541,9 @@ t.test('tun.disabled: runs as nobody without privileges and answers ping from a 
   const uidOf = (pid: number): string => /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
   const capOf = (pid: number): string => /^CapEff:\s+(\S+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
   t.match(cmdline(sup), /supervisor\/main\.js/, 'the supervisor runs');
+  t.ok(cmdline(sup).includes(path.join(mesh.runtimeCopy().root, 'dist', 'supervisor', 'main.js')), 'from the runtime copy, not the checkout');
+  const key = statSync(path.join(u.dir, 'u.key'));
+  t.same({ mode: key.mode & 0o777, uid: key.uid }, { mode: 0o600, uid: 65534 }, 'its key stays 0600, owned by nobody');
   t.same(uidOf(sup).split(/\s+/), ['65534', '65534', '65534', '65534'], 'supervisor runs as nobody (real, effective, saved, fs)');
   t.equal(capOf(sup), '0000000000000000', 'supervisor has no capabilities');
   const st = await status(mesh, 'u');

@@ -3,11 +3,12 @@
  * its packet queues on a unix socket; this test process takes the queue fds and pings node B (a normal nebula-ts
  * node with a tun) with a hand-built ICMP echo request, through the tunnel, and reads B's reply back from a queue.
  *
- * Root is needed only to build the namespaces. A's files are made readable by nobody, and its control socket and
- * userspace socket live in a 0777 directory so nobody can create them there.
+ * Root is needed only to build the namespaces. The harness (`runAs`) gives A's files to nobody and runs it from a
+ * world-readable copy of the runtime (so the checkout may be anywhere, e.g. under a 0700 /root); its control socket
+ * and userspace socket live in a 0777 directory so nobody can create them there.
  */
 import t from 'tap';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { prereqs } from '../helpers/prereq';
@@ -124,16 +125,11 @@ t.test('userspace inside: an unprivileged node exchanges raw packets with a loca
     kind: 'ts',
     overlayIp: A_IP,
     config: { tun: { userspace: userspacePath } },
-    commandPrefix: ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'],
+    runAs: { uid: NOBODY, gid: NOBODY },
   });
   await mesh.add({ name: 'b', kind: 'ts', overlayIp: B_IP });
   a.controlSocket = path.join(sockDir, 'a.control.sock');
   mesh.writeConfigs();
-  // nobody must reach its config, cert and key (its own dir) and the CA cert (public) through the mesh dir.
-  chmodSync(mesh.dir, 0o711);
-  chmodSync(mesh.ca.caPath, 0o644);
-  chownSync(a.dir, NOBODY, NOBODY);
-  for (const f of readdirSync(a.dir)) chownSync(path.join(a.dir, f), NOBODY, NOBODY);
 
   await mesh.start('b');
   await mesh.start('a');

@@ -85,3 +85,38 @@ t.test('two processes hammering one small shared table never see a torn entry', 
     t.equal(r.torn, 0, `no torn entry seen (${r.torn} of ${r.hits} hits)`);
   }
 });
+
+t.test('a reader never misses an entry because another process is refreshing it at that moment', async (t) => {
+  const capacity = 64;
+  const region = createRegion(capacity * CONNTRACK_WORDS * 4);
+  const words = new Int32Array(region.buffer);
+  const table = new ConntrackTable(words, capacity, 1);
+  const entry = table.insert(flow(1), false, 7, 1000, 100);
+  const kid = fork(join(__dirname, 'fixtures', 'conntrack-refresher.ts'), [String(region.size), String(capacity), String(entry), '1000000'], {
+    stdio: ['ignore', 'inherit', 'inherit', region.fd, 'ipc'],
+  });
+  let done = false;
+  const finished = new Promise<void>((resolve, reject) => {
+    kid.on('message', (m: { done?: boolean }) => {
+      if (m.done) done = true;
+    });
+    kid.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`refresher exited with ${code}`))));
+  });
+  await new Promise<void>((resolve) => kid.once('message', () => resolve())); // started
+  let lookups = 0;
+  let misses = 0;
+  let contended = 0;
+  // Look up while the child refreshes (bounded: the child stops after its iterations; we yield so its IPC arrives).
+  while (!done && lookups < 20_000_000) {
+    for (let i = 0; i < 10_000; i++) {
+      const seq = Atomics.load(words, entry * CONNTRACK_WORDS + 7);
+      if ((seq & 0xffff) !== 0) contended++;
+      if (table.lookup(flow(1), 100) !== entry) misses++;
+      lookups++;
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  await finished;
+  t.ok(contended > 0, `the entry was caught mid-write ${contended} times in ${lookups} lookups (the race was exercised)`);
+  t.equal(misses, 0, 'and no lookup missed it');
+});

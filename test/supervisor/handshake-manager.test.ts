@@ -17,6 +17,7 @@ import { TunnelSlots } from '../../src/shared/state/tunnel-slots';
 import { allocSockaddrIn } from '../../src/shared/native/sockaddr';
 import { HostMap, type HostInfo } from '../../src/supervisor/hostmap';
 import { HandshakeManager } from '../../src/supervisor/handshake-manager';
+import { Rekeyer, REKEY_AFTER_MESSAGES } from '../../src/supervisor/rekey';
 import type { Endpoint } from '../../src/shared/util/endpoint';
 import { SupervisorCounters } from '../../src/supervisor/counters';
 
@@ -193,4 +194,40 @@ t.test('both sides initiate at once: the higher VPN IP wins and exactly one tunn
   t.ok(ha!.initiatedLocally === false && hb!.initiatedLocally === true, "b's (higher IP) handshake won");
   t.ok(b.logs.some((l) => l.includes('Prevented a pending handshake race')), 'b refused the lower-IP handshake');
   t.equal(a.hm.pendingCount + b.hm.pendingCount, 0, 'nothing left pending');
+});
+
+t.test('re-key: a fresh handshake to the host of an existing tunnel replaces it on both sides', async (t) => {
+  const peers: Peer[] = [];
+  const { a, b } = pair((from, to, data) => deliver(peers.find((p) => p.addr.ip === to.ip)!, from.addr, data));
+  peers.push(a, b);
+  a.hm.start(b.vpnIp);
+  const oldA = a.hostmap.get(b.vpnIp)!;
+  const oldB = b.hostmap.get(a.vpnIp)!;
+  b.hm.rekey(b.hostmap.get(a.vpnIp)!); // b initiates this time (it was the responder), to a's current address
+  const newA = a.hostmap.get(b.vpnIp)!;
+  const newB = b.hostmap.get(a.vpnIp)!;
+  t.not(newA.localIndex, oldA.localIndex, 'a has a new tunnel');
+  t.not(newB.localIndex, oldB.localIndex, 'b has a new tunnel');
+  t.notOk(a.hostmap.byLocalIndex(oldA.localIndex), 'a retired the old one');
+  t.notOk(b.hostmap.byLocalIndex(oldB.localIndex), 'b retired the old one');
+  t.ok(newA.sendKey.equals(newB.recvKey) && !newA.sendKey.equals(oldA.sendKey), 'new keys, mirrored');
+  t.equal(newA.remoteIndex, newB.localIndex);
+  t.equal(b.counters.get('handshake_manager.initiated'), 1);
+});
+
+t.test('the re-keyer starts a re-key once a tunnel passes the threshold, and again only after a while', async (t) => {
+  const h = { vpnIp: 0xc0a83202, localIndex: 7 } as HostInfo;
+  let counter = REKEY_AFTER_MESSAGES - 1;
+  const rekeyed: HostInfo[] = [];
+  const hostmap = { hosts: () => [h][Symbol.iterator](), sendCounter: () => counter } as unknown as HostMap;
+  const rekeyer = new Rekeyer({ log: new Logger({ level: 'error', write: () => undefined }), hostmap, handshakes: { rekey: (x) => void rekeyed.push(x) } });
+  rekeyer.tick(1000);
+  t.equal(rekeyed.length, 0, 'below the threshold: nothing');
+  counter = REKEY_AFTER_MESSAGES;
+  rekeyer.tick(2000);
+  t.same(rekeyed, [h], 'at the threshold: a re-key');
+  rekeyer.tick(3000);
+  t.equal(rekeyed.length, 1, 'not again while it runs');
+  rekeyer.tick(2000 + 30_000);
+  t.equal(rekeyed.length, 2, 'retried if the tunnel was not replaced');
 });

@@ -6,3 +6,4 @@ export { logConfigWarnings, type ConfigWarning } from './warnings';
 export { diffRequiresRestart, sectionChanged } from './diff';
 export { parseGoDuration, formatGoDuration } from './duration';
 export type * from './types';
+export { DEVICE_KEYS, REFUSED_KEYS, unsupportedKeys } from './unsupported';

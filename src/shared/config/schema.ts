@@ -237,6 +237,8 @@ export const configSchema = section({
     }),
     outbound: list(firewallRule),
     inbound: list(firewallRule),
+    /** Nebula 1.9+: whether a rule without local_cidr covers our unsafe networks too (see firewall/table.ts). */
+    default_local_cidr_any: bool(true),
   }),
   sshd: section({
     enabled: bool(false),

@@ -116,6 +116,12 @@ export interface FirewallConfig {
   conntrack: ConntrackConfig;
   outbound: FirewallRule[];
   inbound: FirewallRule[];
+  /**
+   * Nebula 1.9+: a rule without local_cidr applies to every local address we handle (true) or, when our cert has
+   * unsafe networks, only to our VPN networks (false). Default true as in Nebula 1.9 and as rules always behaved
+   * before local_cidr existed; Nebula 1.10 defaults to false.
+   */
+  default_local_cidr_any: boolean;
 }
 
 export interface SshdUser {

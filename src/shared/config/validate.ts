@@ -8,6 +8,7 @@ import { toHostPort, Bad } from './fields';
 import { configSchema, type ParsedConfig } from './schema';
 import type { NebulaConfig, NebulaConfigShape } from './types';
 import { findUnknownKeys } from './unknown';
+import { unsupportedKeys } from './unsupported';
 import type { ConfigWarning } from './warnings';
 
 export interface ValidatedConfig {
@@ -151,6 +152,7 @@ function build(p: ParsedConfig, warnings: ConfigWarning[]): NebulaConfigShape {
       },
       outbound: ruleList(p.firewall.outbound, 'outbound'),
       inbound: ruleList(p.firewall.inbound, 'inbound'),
+      default_local_cidr_any: p.firewall.default_local_cidr_any,
     },
     sshd: p.sshd,
     stats: { ...p.stats, interval: p.stats.interval ?? DEFAULT_STATS_INTERVAL_MS },
@@ -178,6 +180,8 @@ export function validateConfig(raw: unknown): ValidatedConfig {
   const issues: ConfigIssue[] = [];
   const warnings: ConfigWarning[] = [];
   crossChecks(result.data, issues, warnings);
+  // Keys we parse but cannot honour yet are refused, never silently ignored (unsupported.ts).
+  issues.push(...unsupportedKeys(result.data));
   if (issues.length > 0) throw new ConfigError(issues);
 
   const config = build(result.data, warnings);

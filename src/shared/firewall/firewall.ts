@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { IPv4Net, formatCidr, netContains, parseCidr } from '../util/ipv4';
 import { FirewallPacket } from './packet';
 import { FirewallRule, PORT_FRAGMENT, PROTO_TCP, PROTO_UDP } from './rule';
-import { FirewallPeer, RuleTable } from './table';
+import { FirewallPeer, LocalDefault, RuleTable } from './table';
 
 export type FirewallDirection = 'in' | 'out';
 export type FirewallVerdict = 'allow' | 'drop_remote_ip' | 'drop_local_ip' | 'drop_no_rule';
@@ -15,7 +15,13 @@ export type FirewallVerdict = 'allow' | 'drop_remote_ip' | 'drop_local_ip' | 'dr
 /** Our own cert's addresses: a packet's local IP must be one of them (or inside a subnet). */
 export interface FirewallLocal {
   ips: readonly number[];
+  /** Our cert's unsafe networks. */
   subnets: readonly IPv4Net[];
+  /**
+   * Our VPN networks (cert IP with its mask): what a rule without local_cidr accepts when we have unsafe networks
+   * and default_local_cidr_any is false. Absent: each of `ips` as a /32.
+   */
+  networks?: readonly IPv4Net[];
 }
 
 /** Conntrack timeouts in milliseconds (config `firewall.conntrack.*`). */
@@ -32,6 +38,11 @@ export interface FirewallOptions {
   conntrack?: Partial<ConntrackTimeouts>;
   /** Starting version; the owner sets `bumpRulesVersion(old.rulesVersion)` for a reloaded rule set. */
   rulesVersion?: number;
+  /**
+   * `firewall.default_local_cidr_any` (default true here and in the config, as in Nebula 1.9; 1.10 made it false):
+   * whether a rule without local_cidr also covers our unsafe networks. See LocalDefault in table.ts.
+   */
+  defaultLocalCidrAny?: boolean;
 }
 
 const DEFAULT_TIMEOUTS: ConntrackTimeouts = { tcp_timeout: 12 * 60_000, udp_timeout: 3 * 60_000, default_timeout: 10 * 60_000 };
@@ -45,9 +56,12 @@ function ruleLine(incoming: boolean, r: FirewallRule): string {
   // Same field order and %v-style rendering as Nebula's rule description; only logged, so identity is best effort.
   const net = r.cidr === '' ? undefined : parseCidr(r.cidr);
   const ip = net === undefined ? '' : formatCidr({ ip: (net.ip & net.mask) >>> 0, mask: net.mask });
+  // Nebula 1.9+ always adds `localIp: <local_cidr>`; only a rule that has one says it here, so the hash of a rule
+  // set without local_cidr stays the one Nebula 1.6.1 logs.
+  const local = r.localCidr === undefined || r.localCidr === '' ? '' : `, localIp: ${r.localCidr}`;
   return (
     `incoming: ${incoming}, proto: ${r.proto}, startPort: ${r.startPort}, endPort: ${r.endPort}, ` +
-    `groups: [${r.groups.join(' ')}], host: ${r.host}, ip: ${ip}, caName: ${r.caName}, caSha: ${r.caSha}\n`
+    `groups: [${r.groups.join(' ')}], host: ${r.host}, ip: ${ip}${local}, caName: ${r.caName}, caSha: ${r.caSha}\n`
   );
 }
 
@@ -72,8 +86,12 @@ export class Firewall {
   private readonly localSubnets: readonly IPv4Net[];
 
   constructor(opts: FirewallOptions) {
-    this.inRules = new RuleTable(opts.inbound);
-    this.outRules = new RuleTable(opts.outbound);
+    const local: LocalDefault = {
+      any: (opts.defaultLocalCidrAny ?? true) || opts.local.subnets.length === 0,
+      networks: opts.local.networks ?? opts.local.ips.map((ip) => ({ ip, mask: 0xffffffff })),
+    };
+    this.inRules = new RuleTable(opts.inbound, local);
+    this.outRules = new RuleTable(opts.outbound, local);
     const { text, hash } = describeRules(opts.outbound, opts.inbound);
     this.rulesText = text;
     this.rulesHash = hash;
@@ -97,7 +115,7 @@ export class Firewall {
   matchesRules(direction: FirewallDirection, packet: FirewallPacket, peer: FirewallPeer): boolean {
     const incoming = direction === 'in';
     const port = packet.fragment ? PORT_FRAGMENT : incoming ? packet.localPort : packet.remotePort;
-    return (incoming ? this.inRules : this.outRules).match(packet.proto, port, packet.remoteIp, peer);
+    return (incoming ? this.inRules : this.outRules).match(packet.proto, port, packet.localIp, packet.remoteIp, peer);
   }
 
   /** Conntrack expiry for a packet of this protocol (ICMP and everything else use the default timeout). */

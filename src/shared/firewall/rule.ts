@@ -30,6 +30,12 @@ export interface FirewallRule {
   readonly groups: readonly string[];
   /** Remote CIDR text as written (trimmed, validated as IPv4 "a.b.c.d/n"), or '' when absent. */
   readonly cidr: string;
+  /**
+   * `local_cidr` (Nebula 1.9+): the packet's LOCAL address (destination inbound, source outbound) must lie in this
+   * IPv4 CIDR (text as written, trimmed), or `any`. '' or absent: not written, which means "any address of ours"
+   * unless our cert has unsafe networks and firewall.default_local_cidr_any is false (table.ts, Nebula 1.10).
+   */
+  readonly localCidr?: string;
   readonly caName: string;
   readonly caSha: string;
 }
@@ -84,7 +90,7 @@ export function parsePortSpec(text: string): { start: number; end: number } | st
   return { start: n, end: n };
 }
 
-const KNOWN_FIELDS = new Set(['port', 'code', 'proto', 'host', 'group', 'groups', 'cidr', 'ca_name', 'ca_sha']);
+const KNOWN_FIELDS = new Set(['port', 'code', 'proto', 'host', 'group', 'groups', 'cidr', 'local_cidr', 'ca_name', 'ca_sha']);
 
 /** Parses one rule map from `firewall.inbound`/`firewall.outbound`. Never throws. */
 export function parseFirewallRule(raw: unknown): ParsedRule {
@@ -112,6 +118,7 @@ export function parseFirewallRule(raw: unknown): ParsedRule {
   const protoText = field('proto');
   const host = field('host');
   const cidrText = field('cidr');
+  const localCidrText = field('local_cidr');
   const caName = field('ca_name');
   const caSha = field('ca_sha');
 
@@ -175,10 +182,19 @@ export function parseFirewallRule(raw: unknown): ParsedRule {
     else cidr = cidrText.trim();
   }
 
-  if (host === '' && groups.length === 0 && cidr === '' && cidrText === '' && caName === '' && caSha === '') {
-    errors.push({ path: [], message: 'at least one of host, group, groups, cidr, ca_name, or ca_sha must be provided' });
+  let localCidr = '';
+  if (localCidrText !== '') {
+    const text = localCidrText.trim();
+    if (text === 'any' || parseCidr(text) !== undefined) localCidr = text;
+    else errors.push({ path: ['local_cidr'], message: `${JSON.stringify(localCidrText)} is not an IPv4 CIDR or any (the overlay is IPv4 only)` });
+  }
+
+  if (host === '' && groups.length === 0 && cidr === '' && cidrText === '' && localCidrText === '' && caName === '' && caSha === '') {
+    errors.push({ path: [], message: 'at least one of host, group, groups, cidr, local_cidr, ca_name, or ca_sha must be provided' });
   }
 
   if (errors.length > 0) return { errors, warnings };
-  return { rule: { proto, startPort, endPort, host, groups, cidr, caName, caSha }, errors, warnings };
+  const rule: FirewallRule = { proto, startPort, endPort, host, groups, cidr, caName, caSha };
+  // Only present when written, so rules without it stay exactly what they were (hash, IPC, comparisons).
+  return { rule: localCidr === '' ? rule : { ...rule, localCidr }, errors, warnings };
 }

@@ -44,6 +44,8 @@ export interface FirewallUpdate {
   tcpTimeout: number;
   udpTimeout: number;
   defaultTimeout: number;
+  /** firewall.default_local_cidr_any (absent: true). */
+  defaultLocalCidrAny?: boolean;
 }
 
 export interface RoutineSetup {

@@ -22,6 +22,14 @@ import { CONNTRACK_WORDS } from './layout';
 
 const EPOCH_BASE = 1_700_000_000;
 const MAX_PROBE = 32;
+/** Lock-free reads of a busy entry before the reader claims it instead (a write takes a few dozen instructions). */
+const OPTIMISTIC_READS = 64;
+const ENTRY_HIT = 1;
+const ENTRY_MISS = 0;
+const ENTRY_END = -1;
+/** Tries to claim an entry for writing before giving up on that write. */
+const SPIN_LIMIT = 1 << 20;
+const CLAIM_FAILED = -1;
 
 const W_STATE = 0;
 const W_LOCAL = 1;
@@ -91,14 +99,20 @@ export class ConntrackTable {
     );
   }
 
-  /** Claims an entry for writing; returns the seqlock word to release with. */
+  /**
+   * Claims an entry for writing; returns the seqlock word to release with, or -1 when another writer held it for
+   * SPIN_LIMIT tries (a stopped process): the caller then skips its write, which costs a flow at most a rule check.
+   * (A real seqlock word has no owner bits, so it is never CLAIM_FAILED; it can be negative once the version
+   * reaches the sign bit.)
+   */
   private claim(base: number): number {
     const t = this.table;
     const w = base + W_SEQ;
-    for (;;) {
+    for (let spins = 0; spins < SPIN_LIMIT; spins++) {
       const s = Atomics.load(t, w);
       if ((s & OWNER_MASK) === 0 && Atomics.compareExchange(t, w, s, s | this.owner) === s) return s;
     }
+    return CLAIM_FAILED;
   }
 
   /** Ends a write: next version, no owner. */
@@ -108,26 +122,47 @@ export class ConntrackTable {
 
   /**
    * Entry index of a live, unexpired entry for `k`, or -1; on a hit, foundVersion/foundIncoming hold a consistent
-   * snapshot of it. An entry being written at this instant counts as absent (the rules decide that packet).
+   * snapshot of it. An entry being written at this instant is read once the write is done; only one held by a
+   * stopped writer (past SPIN_LIMIT) counts as absent (the rules decide that packet).
    */
   lookup(k: FlowKey, now: number): number {
-    const t = this.table;
     let i = ConntrackTable.hash(k) & this.mask;
     for (let probe = 0; probe < MAX_PROBE; probe++, i = (i + 1) & this.mask) {
       const base = i * CONNTRACK_WORDS;
-      const s = Atomics.load(t, base + W_SEQ);
-      if ((s & OWNER_MASK) !== 0) continue;
-      const state = t[base + W_STATE];
-      if (state === EMPTY) return -1;
-      if (state !== LIVE || t[base + W_EXPIRY]! < now || !this.matches(base, k)) continue;
-      const version = t[base + W_VERSION]!;
-      const incoming = (t[base + W_PROTO]! & 0x200) !== 0;
-      if (Atomics.load(t, base + W_SEQ) !== s) continue; // written meanwhile: what we read may be torn
-      this.foundVersion = version;
-      this.foundIncoming = incoming;
-      return i;
+      // An entry being written (or written while we read it) is read again, not skipped: skipping it could miss the
+      // very flow another routine is refreshing right now and drop its reply. After OPTIMISTIC_READS torn reads (a
+      // busy entry), the entry is claimed like a write, read, and released: progress whatever the writers do.
+      const found = this.readEntry(base, k, now);
+      if (found === ENTRY_END) return -1;
+      if (found === ENTRY_HIT) return i;
     }
     return -1;
+  }
+
+  /** ENTRY_HIT (foundVersion/foundIncoming set), ENTRY_MISS (go on probing) or ENTRY_END (an empty slot: stop). */
+  private readEntry(base: number, k: FlowKey, now: number): number {
+    const t = this.table;
+    for (let attempt = 0; attempt < OPTIMISTIC_READS; attempt++) {
+      const s = Atomics.load(t, base + W_SEQ);
+      if ((s & OWNER_MASK) !== 0) continue;
+      const result = this.inspect(base, k, now);
+      if (Atomics.load(t, base + W_SEQ) === s) return result; // not written meanwhile: what we read is whole
+    }
+    const s = this.claim(base);
+    if (s === CLAIM_FAILED) return ENTRY_MISS; // held by a stopped writer: pass it over
+    const result = this.inspect(base, k, now);
+    this.release(base, s);
+    return result;
+  }
+
+  private inspect(base: number, k: FlowKey, now: number): number {
+    const t = this.table;
+    const state = t[base + W_STATE];
+    if (state === EMPTY) return ENTRY_END;
+    if (state !== LIVE || t[base + W_EXPIRY]! < now || !this.matches(base, k)) return ENTRY_MISS;
+    this.foundVersion = t[base + W_VERSION]!;
+    this.foundIncoming = (t[base + W_PROTO]! & 0x200) !== 0;
+    return ENTRY_HIT;
   }
 
   /** Creates (or overwrites) the entry for `k`. When the probe window is full the soonest-expiring entry is evicted. */
@@ -160,6 +195,7 @@ export class ConntrackTable {
     const slot = free >= 0 ? free : victim;
     const base = slot * CONNTRACK_WORDS;
     const s = this.claim(base);
+    if (s === CLAIM_FAILED) return -1;
     t[base + W_LOCAL] = k.localIp | 0;
     t[base + W_REMOTE] = k.remoteIp | 0;
     t[base + W_PORTS] = (k.localPort << 16) | k.remotePort;
@@ -175,6 +211,7 @@ export class ConntrackTable {
   refresh(entry: number, k: FlowKey, expiry: number, rulesVersion: number): void {
     const base = entry * CONNTRACK_WORDS;
     const s = this.claim(base);
+    if (s === CLAIM_FAILED) return;
     if (this.table[base + W_STATE] === LIVE && this.matches(base, k)) {
       this.table[base + W_EXPIRY] = expiry;
       this.table[base + W_VERSION] = rulesVersion;
@@ -186,6 +223,7 @@ export class ConntrackTable {
   remove(entry: number, k: FlowKey): void {
     const base = entry * CONNTRACK_WORDS;
     const s = this.claim(base);
+    if (s === CLAIM_FAILED) return;
     if (this.matches(base, k)) this.table[base + W_STATE] = DELETED;
     this.release(base, s);
   }

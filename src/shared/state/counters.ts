@@ -44,9 +44,12 @@ export const COUNTER_NAMES = [
   'routine.dropped.parked_overflow',
   // sends refused because the tunnel's counter space is spent (it must be re-keyed; never a wrap)
   'routine.dropped.counter_spent',
+  // datagrams dropped because their tunnel slot's lock stayed taken past the spin limit (a stopped holder)
+  'routine.dropped.slot_busy',
   // recvErrors not sent, handshakes not handed to the supervisor, because of the per-routine rate limits
   'routine.dropped.recv_error_limited',
   'routine.dropped.handshake_limited',
+  'routine.dropped.recv_error_in_limited',
   // syscalls that failed: datagrams the socket refused, packets the inside queue refused
   'routine.outside.tx_errors',
   'routine.inside.tx_errors',

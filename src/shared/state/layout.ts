@@ -14,13 +14,15 @@ import { REPLAY_WINDOW_WORDS } from '../protocol/replay-window';
 export const REGION_MAGIC = 0x4e545331; // "NTS1"
 export const HEADER_BYTES = 64;
 
-/** Tunnel slot: lock, send counter, liveness marks, recvError count, then the replay window. */
+/** Tunnel slot: lock, send counter (low, then high word at 6), liveness marks, recvError count, in-use, the replay window. */
 export const TS_LOCK = 0;
 export const TS_SEND_COUNTER = 1;
 export const TS_RX_MARK = 2;
 export const TS_TX_MARK = 3;
 export const TS_RECV_ERRORS = 4;
 export const TS_IN_USE = 5;
+/** High 32 bits of the 64-bit send counter (TS_SEND_COUNTER holds the low 32). */
+export const TS_SEND_COUNTER_HI = 6;
 export const TS_REPLAY = 8;
 export const TUNNEL_SLOT_WORDS = TS_REPLAY + REPLAY_WINDOW_WORDS;
 

@@ -7,6 +7,7 @@
 import type { PacketCipher } from '../crypto/types';
 import { HEADER_LEN, writeHeader } from '../protocol/header';
 import { COUNTER_SPENT, type TunnelSlots } from '../state/tunnel-slots';
+import { splitCounter } from '../util/counter64';
 
 /** What sending needs to know of a tunnel. */
 export interface SendableTunnel {
@@ -43,7 +44,8 @@ export function sendOnTunnel(
   const counter = slots.nextCounter(t.slot);
   if (counter === COUNTER_SPENT) return false;
   const buf = out.buffer();
-  writeHeader(buf, 0, type, subtype, t.remoteIndex, 0, counter);
+  const { hi, lo } = splitCounter(counter);
+  writeHeader(buf, 0, type, subtype, t.remoteIndex, hi, lo);
   const n = t.encrypt.encrypt(buf, HEADER_LEN, buf, 0, HEADER_LEN, src, srcOffset, len, counter);
   out.commit(HEADER_LEN + n, t.remoteSockaddr);
   slots.markTx(t.slot);
