@@ -142,8 +142,12 @@ async function main(): Promise<number> {
   }
   if (reply.ok === true) {
     const changed = (reply.changed as string[] | undefined) ?? [];
-    process.stdout.write(`reloaded${changed.length ? `: ${changed.join(', ')} changed` : ': nothing changed'}\n`);
-    return 0;
+    const summary = typeof reply.summary === 'string' ? reply.summary : changed.length ? `${changed.join(', ')} changed` : 'nothing changed';
+    process.stdout.write(`reloaded: ${summary}\n`);
+    // Applied, but a part was kept (a bad host cert with a good CA bundle): the operator must hear of it.
+    const errors = (reply.errors as string[] | undefined) ?? [];
+    for (const e of errors) process.stderr.write(`reload error, running certificate kept: ${e}\n`);
+    return errors.length > 0 ? 1 : 0;
   }
   process.stderr.write(`reload failed, running config kept: ${String(reply.error)}\n`);
   return 1;

@@ -132,7 +132,8 @@ export class Datapath {
       }
     }
     if (now - this.lastSweep > PARKING_SWEEP_MS) {
-      this.parking.expire(now, PARKED_MAX_AGE_MS);
+      const expired = this.parking.expire(now, PARKED_MAX_AGE_MS);
+      if (expired > 0) this.ctx.counters.add(C['hostinfo.cached_packets.dropped'], expired);
       this.lastSweep = now;
     }
     this.flush();
@@ -144,7 +145,10 @@ export class Datapath {
     switch (msg.type) {
       case 'tunnelUp': {
         const t = ctx.tunnels.install(msg.tunnel);
-        for (const parked of this.parking.take(t.vpnIp)) this.toOutside.sendData(t, parked, parked.length);
+        // Counted as Go's handshakeComplete does: every cached packet handed to the send path once the tunnel is up.
+        const parked = this.parking.take(t.vpnIp);
+        for (const p of parked) this.toOutside.sendData(t, p, p.length);
+        if (parked.length > 0) ctx.counters.add(C['hostinfo.cached_packets.sent'], parked.length);
         // Held datagrams are processed as if they had just arrived.
         for (const e of this.early.takeFor(t.localIndex)) this.toInside.handle(e.data, e.data.length, e.sockaddr);
         this.flush();

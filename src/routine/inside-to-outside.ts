@@ -36,7 +36,10 @@ export class InsideToOutside {
     if (t === undefined) {
       const r = this.parking.park(via, buf, len, ctx.clock());
       if (r === 'ask') ctx.post({ type: 'needTunnel', routine: ctx.routine, vpnIp: via });
-      else if (r === 'dropped') ctx.counters.inc(C['routine.dropped.parked_overflow']);
+      else if (r === 'dropped') {
+        ctx.counters.inc(C['routine.dropped.parked_overflow']);
+        ctx.counters.inc(C['hostinfo.cached_packets.dropped']);
+      }
       return;
     }
     this.sendData(t, buf, len);

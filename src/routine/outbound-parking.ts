@@ -42,8 +42,15 @@ export class OutboundParking {
     return entry.packets;
   }
 
-  /** Drops what waited too long (the handshake timed out). */
-  expire(now: number, maxAgeMs: number): void {
-    for (const [ip, entry] of this.hosts) if (now - entry.askedAt > maxAgeMs) this.hosts.delete(ip);
+  /** Drops what waited too long (the handshake timed out); returns how many packets were dropped. */
+  expire(now: number, maxAgeMs: number): number {
+    let dropped = 0;
+    for (const [ip, entry] of this.hosts) {
+      if (now - entry.askedAt > maxAgeMs) {
+        dropped += entry.packets.length;
+        this.hosts.delete(ip);
+      }
+    }
+    return dropped;
   }
 }

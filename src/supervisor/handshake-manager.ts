@@ -18,6 +18,7 @@ import type { SupervisorCounters } from './counters';
 import type { CAPool } from '../shared/pki';
 import { buildStage1, DENIED, errText, logFailure, openHandshakePayload } from './handshake-messages';
 import { respondToStage1 } from './handshake-responder';
+import { Histogram } from './histogram';
 import type { RemoteAllowList } from '../shared/allow-list';
 
 
@@ -52,8 +53,11 @@ const addr = formatEndpoint;
 
 export class HandshakeManager {
   private readonly pending: PendingHandshakes;
-  /** Handshake durations (ns) for the `handshakes` histogram. */
-  readonly durations: number[] = [];
+  /**
+   * Go's `handshakes` histogram: how long each handshake we initiated took (ns, first stage 1 sent to stage 2
+   * accepted), recorded once its tunnel is installed.
+   */
+  readonly durations = new Histogram();
 
   constructor(private readonly env: HandshakeEnv) {
     this.pending = new PendingHandshakes((index) => env.hostmap.releaseIndex(index));
@@ -61,6 +65,11 @@ export class HandshakeManager {
 
   get pendingCount(): number {
     return this.pending.size;
+  }
+
+  /** Pending handshakes by local index (Go's `hostmap.pending.indexes`). */
+  get pendingIndexCount(): number {
+    return this.pending.indexCount;
   }
 
   isPending(vpnIp: number): boolean {
@@ -221,8 +230,7 @@ export class HandshakeManager {
       initiatedLocally: true,
     });
     if (!installed) return; // refused (and logged) by install: the host map is full
-    this.durations.push(duration);
-    if (this.durations.length > 1024) this.durations.shift();
+    this.durations.update(duration);
     env.log.info('Handshake message received', { ...fields, durationNs: duration, sentCachedPackets: 0 });
   }
 }

@@ -58,6 +58,16 @@ export class HostMap {
     return this.byVpn.size;
   }
 
+  /** Tunnels by local index (Go's `hostmap.main.indexes`). */
+  get indexCount(): number {
+    return this.byIndex.size;
+  }
+
+  /** Tunnels by the peer's index (Go's `hostmap.main.remoteIndexes`). */
+  get remoteIndexCount(): number {
+    return this.byRemote.size;
+  }
+
   hosts(): IterableIterator<HostInfo> {
     return this.byIndex.values();
   }

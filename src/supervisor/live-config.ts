@@ -5,7 +5,7 @@
  */
 import { loadConfig, logConfigWarnings, type NebulaConfig } from '../shared/config';
 import { describeRules } from '../shared/firewall';
-import { loadHostPki, type CAPool, type HostPki } from '../shared/pki';
+import { loadCABundle, loadHostCertAndKey, type CAPool, type HostPki } from '../shared/pki';
 import type { FirewallUpdate } from '../shared/ipc/messages';
 import type { Logger } from '../shared/log';
 
@@ -57,10 +57,15 @@ export class LiveConfig {
 
   /** Loads the PKI `cfg` names, with its blocklist applied; warns of expired CAs in the pool. Throws on bad files. */
   loadPki(cfg: NebulaConfig): HostPki {
-    const pki = loadHostPki({ ca: cfg.pki.ca, cert: cfg.pki.cert, key: cfg.pki.key });
-    for (const fp of cfg.pki.blocklist) pki.caPool.blocklistFingerprint(fp);
-    for (const ca of pki.expiredCAs) this.log.warn('expired certificate present in CA pool', { name: ca.details.name, fingerprint: ca.fingerprint() });
-    return pki;
+    const ca = this.loadCA(cfg);
+    return { ...ca, ...loadHostCertAndKey({ cert: cfg.pki.cert, key: cfg.pki.key }) };
+  }
+
+  /** Loads only the CA bundle `cfg` names (with its blocklist); warns of expired CAs in it. Throws on a bad file. */
+  loadCA(cfg: NebulaConfig): Pick<HostPki, 'caPool' | 'expiredCAs'> {
+    const ca = loadCABundle(cfg.pki.ca, cfg.pki.blocklist);
+    for (const c of ca.expiredCAs) this.log.warn('expired certificate present in CA pool', { name: c.details.name, fingerprint: c.fingerprint() });
+    return ca;
   }
 
   /** Switches to a config (and the PKI already loaded from it) and applies its logging settings. */

@@ -5,6 +5,7 @@
  */
 import { loadConfig, ConfigError } from '../shared/config';
 import { Logger } from '../shared/log';
+import { checkHostPki } from '../shared/pki';
 import { exitOnUnexpectedErrors } from '../shared/fatal';
 import http from 'node:http';
 import { ControlSocket } from './control-socket';
@@ -50,7 +51,7 @@ const USAGE = `Usage of nebula-ts:
   -config string
     \tPath to either a file or a directory to load configuration from
   -test
-    \tTest the config and print the end result. Non zero exit indicates a faulty config
+    \tTest the config and print the end result. Non zero exit indicates a faulty config (PKI files included)
   -version
     \tPrint version
 `;
@@ -81,6 +82,13 @@ async function main(): Promise<number> {
       // Warnings to stderr, so stdout is exactly the effective config (parseable by scripts).
       const log = new Logger({ level: 'info', write: (line) => process.stderr.write(line + '\n') });
       for (const w of loaded.warnings) log.log(w.level, w.msg, w.fields);
+      // What a start would meet: the PKI files must load and the cert verify against the pool (one line per problem).
+      const pki = loaded.config.pki;
+      const problems = checkHostPki({ ca: pki.ca, cert: pki.cert, key: pki.key, blocklist: pki.blocklist });
+      if (problems.length > 0) {
+        process.stderr.write(problems.map((p) => `${p}\n`).join(''));
+        return 1;
+      }
       process.stdout.write(JSON.stringify(loaded.config, null, 2) + '\n');
       return 0;
     } catch (err) {
@@ -132,7 +140,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', () => void shutdown('terminated'));
   process.on('SIGHUP', () => {
     log.info('Caught HUP, reloading config');
-    node.reload();
+    node.reload(); // logs its one-line summary ("Config reloaded") or why it kept the running config
   });
 
   let metricsServer: http.Server | undefined;

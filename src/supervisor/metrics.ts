@@ -8,10 +8,15 @@
  * As in 1.6.1, `messages.*` meta-packet counters are exported only with `stats.message_metrics`, except
  * `messages.{rx,tx}.recv_error`. The data-path counters of nebula-ts (`routine.*`) keep one series per routine
  * (label `routine`), so a respawned routine resets its own series instead of a sum going down.
+ * The `handshakes` histogram is exported as 1.6.1's bridge exports a go-metrics histogram: one gauge with a `type`
+ * label (count, max, min, mean, stddev, perc75, perc95, perc99, perc999, sum, variance). The `udp.<i>.*` gauges are
+ * SO_MEMINFO of routine i's socket, registered only when the kernel answers SO_MEMINFO on socket 0 (as in 1.6.1).
  */
 import http from 'node:http';
 import { Gauge, Registry } from 'prom-client';
 import { C, COUNTER_NAMES, type CounterName } from '../shared/state/counters';
+import { SK_MEMINFO_FIELDS } from '../shared/native/libc';
+import { HISTOGRAM_TYPES, type HistogramType } from './histogram';
 import type { NebulaConfig } from '../shared/config';
 import type { Logger } from '../shared/log';
 import { parseHostPort } from '../shared/util/host-port';
@@ -23,6 +28,12 @@ export interface MetricsSource {
   supervisorCounters(): Iterable<[string, number]>;
   routines: number;
   gauges(): Record<string, number>;
+  /** The `handshakes` histogram's values, by `type` label. */
+  handshakes(): Record<HistogramType, number>;
+  /** How many UDP sockets (one per routine). */
+  udpSockets: number;
+  /** SO_MEMINFO of socket i (SK_MEMINFO_FIELDS order); undefined when it cannot be read. */
+  udpMemInfo(i: number): number[] | undefined;
 }
 
 export function metricName(cfg: NebulaConfig['stats'], dotted: string): string {
@@ -55,6 +66,21 @@ export function buildRegistry(cfg: NebulaConfig['stats'], src: MetricsSource, ve
     gauge(name, () => sumOf(src.supervisorCounters(), name));
   }
   for (const name of Object.keys(src.gauges())) gauge(name, () => src.gauges()[name] ?? 0);
+  new Gauge({
+    name: metricName(cfg, 'handshakes'),
+    help: 'handshakes',
+    labelNames: ['type'],
+    registers: [reg],
+    collect() {
+      const snap = src.handshakes();
+      for (const type of HISTOGRAM_TYPES) this.set({ type }, snap[type]);
+    },
+  });
+  if (src.udpSockets > 0 && src.udpMemInfo(0) !== undefined) {
+    for (let i = 0; i < src.udpSockets; i++) {
+      SK_MEMINFO_FIELDS.forEach((field, j) => gauge(`udp.${i}.${field}`, () => src.udpMemInfo(i)?.[j] ?? 0));
+    }
+  }
 
   const perRoutine = COUNTER_NAMES.filter((n): n is CounterName => n.startsWith('routine.'));
   for (const name of perRoutine) {

@@ -157,6 +157,10 @@ export class SupervisorNode {
       log: this.log,
       resetConntrack: () => this.running?.region.resetConntrack(),
       broadcastFirewall: (firewall) => this.running?.routines.broadcast({ type: 'firewall', firewall }),
+      // After a reload, peers no longer valid under the CA pool in force go at once (whatever pki.disconnect_invalid
+      // says: that option governs the periodic check); a new cert or key re-handshakes every tunnel (re-key path).
+      disconnectInvalidPeers: () => (this.running ? this.running.tunnels.closeInvalid(this.log, () => this.live.caPool) : 0),
+      rehandshakeAll: () => this.running?.rekeyer.rekeyAll() ?? 0,
     });
   }
 
@@ -189,6 +193,6 @@ export class SupervisorNode {
     const running = this.running;
     if (!running) throw new Error('the node is not started');
     const { region, hostmap, handshakes, routines, inside, underlay } = running;
-    return { live: this.live, counters: this.counters, region, hostmap, handshakes, routines, insideName: inside.name, listenPort: underlay.listenPort };
+    return { live: this.live, counters: this.counters, region, hostmap, handshakes, routines, insideName: inside.name, listenPort: underlay.listenPort, udpFd: (i) => underlay.fd(i) };
   }
 }

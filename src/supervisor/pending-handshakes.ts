@@ -28,6 +28,10 @@ export class PendingHandshakes {
     return this.byVpn.size;
   }
 
+  get indexCount(): number {
+    return this.byIndex.size;
+  }
+
   forVpnIp(vpnIp: number): Pending | undefined {
     return this.byVpn.get(vpnIp);
   }

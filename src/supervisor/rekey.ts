@@ -40,6 +40,13 @@ export class Rekeyer {
     if (this.timer) clearInterval(this.timer);
   }
 
+  /** A new host cert or key (reload): every tunnel re-handshakes with it. Returns how many. */
+  rekeyAll(): number {
+    const hosts = [...this.env.hostmap.hosts()];
+    for (const h of hosts) this.env.handshakes.rekey(h);
+    return hosts.length;
+  }
+
   tick(now: number): void {
     const { hostmap, handshakes, log } = this.env;
     for (const h of hostmap.hosts()) {

@@ -1,19 +1,41 @@
 /**
- * Reload (SIGHUP, `nebula-ctl reload`): the whole file is read and validated, and a changed PKI loaded, before
- * anything is replaced, so a bad file changes nothing. Then the new config is adopted and a changed firewall is
- * handed to the routines under the next rules version (DESIGN.md, "Config and reload").
+ * Reload (SIGHUP, `nebula-ctl reload`): the whole file is read and validated, and the PKI files re-read (every time:
+ * the usual rotation overwrites ca.crt / host.crt in place), before anything is replaced, so a bad file changes
+ * nothing. Then the new config is adopted and a changed firewall is handed to the routines under the next rules
+ * version (DESIGN.md, "Config and reload").
+ *
+ * The CA bundle is applied on its own: when it loads but the host cert or key does not (unreadable, expired, not
+ * matching, not signed by the new pool, or another VPN IP, which needs a restart), the running cert and key are kept,
+ * the new CA pool is applied and the cert error is reported. After a reload, peers whose certificates no longer
+ * verify against the pool in force (CA removed, blocklisted, expired) are disconnected at once, and a new host cert or
+ * key makes every tunnel re-handshake with it (the re-key path: the new tunnel replaces the old one, no traffic lost).
  */
 import { loadConfig, logConfigWarnings, sectionChanged, diffRequiresRestart, type NebulaConfig } from '../shared/config';
 import { bumpRulesVersion } from '../shared/firewall';
-import type { HostPki } from '../shared/pki';
+import { loadHostCertAndKey, type CAPool, type HostPki } from '../shared/pki';
 import type { FirewallUpdate } from '../shared/ipc/messages';
 import type { Logger } from '../shared/log';
+import { formatIPv4 } from '../shared/util/ipv4';
 import type { LiveConfig } from './live-config';
 
 export interface ReloadResult {
   ok: boolean;
+  /** Why the reload was refused (the running config is kept), naming the key path. */
   error?: string;
+  /** What changed: config sections (`pki`, `firewall`, `logging`, ...). */
   changed: string[];
+  /** Applied, but with a part kept as it was (a bad host cert with a good CA bundle): one message each. */
+  errors?: string[];
+  firewall?: { oldHash: string; hash: string; rulesVersion: number };
+  pki?: { ca: boolean; cert: boolean };
+  /** Tunnels that were re-handshaked with the new certificate. */
+  rehandshaked?: number;
+  /** Peers disconnected because their certificate is no longer valid. */
+  disconnected?: number;
+  /** Changed keys that need a restart to take effect. */
+  restartNeeded?: string[];
+  /** One line for humans (nebula-ctl prints it; SIGHUP logs it). */
+  summary?: string;
 }
 
 export interface ReloadEnv {
@@ -23,7 +45,14 @@ export interface ReloadEnv {
   resetConntrack(): void;
   /** Hands a new rule set to every running routine. */
   broadcastFirewall(firewall: FirewallUpdate): void;
+  /** Closes (closeTunnel sent) every tunnel whose peer cert does not verify against the pool in force; the count. */
+  disconnectInvalidPeers?(): number;
+  /** Starts a fresh handshake (with the cert in force) for every tunnel; the count. */
+  rehandshakeAll?(): number;
 }
+
+/** Top-level sections, besides those reported with more detail. */
+const SECTIONS = ['listen', 'tun', 'static_host_map', 'handshakes', 'timers', 'tunnels', 'cipher', 'routines', 'stats', 'control'] as const;
 
 export function reloadConfig(env: ReloadEnv): ReloadResult {
   const { live, log } = env;
@@ -37,25 +66,49 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
     return failed(log, err);
   }
   const changed: string[] = [];
-  let pki: HostPki = live.pki;
-  if (sectionChanged(current, next, 'pki')) {
-    try {
-      pki = live.loadPki(next);
-      if (pki.cert.details.ips[0]?.ip !== live.vpnIp) throw new Error('pki.cert: the new certificate changes the VPN IP; restart to apply it');
-    } catch (err) {
-      return failed(log, err);
-    }
-    changed.push('pki');
+  const errors: string[] = [];
+  // The CA bundle first: a bad one refuses the whole reload; a bad host cert only keeps the running cert.
+  let ca: Pick<HostPki, 'caPool' | 'expiredCAs'>;
+  try {
+    ca = live.loadCA(next);
+  } catch (err) {
+    return failed(log, err);
   }
+  const running = live.pki;
+  let own: Pick<HostPki, 'cert' | 'privateKey'> = running;
+  try {
+    const loaded = loadHostCertAndKey({ cert: next.pki.cert, key: next.pki.key });
+    const ip = loaded.cert.details.ips[0]!.ip >>> 0;
+    if (ip !== live.vpnIp) {
+      throw new Error(`pki.cert: the new certificate changes the VPN IP (${formatIPv4(live.vpnIp)} to ${formatIPv4(ip)}); restart to apply it`);
+    }
+    try {
+      ca.caPool.verify(loaded.cert);
+    } catch (err) {
+      throw new Error(`pki.cert: the new certificate does not verify against pki.ca: ${messageOf(err)}`);
+    }
+    own = loaded;
+  } catch (err) {
+    const error = messageOf(err);
+    errors.push(error);
+    log.error('Failed to reload the host certificate, keeping the running certificate and key', { error });
+  }
+  const caChanged = poolKey(ca.caPool) !== poolKey(running.caPool);
+  const certChanged = own.cert.fingerprint() !== running.cert.fingerprint() || !own.privateKey.equals(running.privateKey);
+  const pki: HostPki = caChanged || certChanged ? { caPool: ca.caPool, expiredCAs: ca.expiredCAs, cert: own.cert, privateKey: own.privateKey } : running;
+  if (caChanged || certChanged || sectionChanged(current, next, 'pki')) changed.push('pki');
+
   const restart = diffRequiresRestart(current, next);
   if (restart.length > 0) log.warn('Some changed keys need a restart to take effect', { keys: restart });
   live.adopt(next, pki);
+  for (const s of SECTIONS) if (sectionChanged(current, next, s)) changed.push(s);
   if (sectionChanged(current, next, 'logging')) changed.push('logging');
   if (sectionChanged(current, next, 'lighthouse.remote_allow_list') || sectionChanged(current, next, 'lighthouse.remote_allow_ranges')) {
     // Read from the live config at every handshake and roam (allow-list.ts): nothing else to do.
     log.info('lighthouse.remote_allow_list and/or lighthouse.remote_allow_ranges has changed');
     changed.push('lighthouse.remote_allow_list');
   }
+  const result: ReloadResult = { ok: true, changed, pki: { ca: caChanged, cert: certChanged } };
   if (sectionChanged(current, next, 'firewall')) {
     const version = bumpRulesVersion(live.firewall.version);
     const oldHash = live.firewallHash;
@@ -68,12 +121,48 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
     env.broadcastFirewall(live.firewall);
     log.info('New firewall has been installed', { firewallHash: live.firewallHash, oldFirewallHash: oldHash, rulesVersion: version });
     changed.push('firewall');
+    result.firewall = { oldHash, hash: live.firewallHash, rulesVersion: version };
   }
-  return { ok: true, changed };
+  if (caChanged) log.info('Trusted CA pool has been reloaded', { cas: [...ca.caPool.cas.values()].map((c) => c.details.name), blocklist: ca.caPool.blocklist.size });
+  if (certChanged) log.info('Client cert refreshed from disk', { cert: own.cert.details.name, fingerprint: own.cert.fingerprint(), groups: own.cert.details.groups });
+  // Peers are checked against the pool in force at every reload (a cert may also have expired since it was taken).
+  result.disconnected = env.disconnectInvalidPeers?.() ?? 0;
+  if (certChanged) {
+    result.rehandshaked = env.rehandshakeAll?.() ?? 0;
+    log.info('Re-handshaking tunnels with the new certificate', { tunnels: result.rehandshaked, fingerprint: own.cert.fingerprint() });
+  } else {
+    result.rehandshaked = 0;
+  }
+  if (restart.length > 0) result.restartNeeded = restart;
+  if (errors.length > 0) result.errors = errors;
+  result.summary = summarize(result);
+  log.info('Config reloaded', { summary: result.summary, changed, ...(errors.length > 0 ? { errors } : {}) });
+  return result;
+}
+
+/** One line: what changed, the firewall hashes, the PKI parts, tunnels re-handshaked and peers disconnected. */
+export function summarize(r: ReloadResult): string {
+  const parts: string[] = [r.changed.length > 0 ? `${r.changed.join(', ')} changed` : 'nothing changed'];
+  if (r.firewall) parts.push(`firewall ${r.firewall.oldHash} -> ${r.firewall.hash} (rules version ${r.firewall.rulesVersion})`);
+  if (r.pki && (r.pki.ca || r.pki.cert)) parts.push(`pki: ${[r.pki.ca ? 'ca reloaded' : '', r.pki.cert ? 'cert reloaded' : ''].filter(Boolean).join(', ')}`);
+  if (r.errors?.length) parts.push(`kept the running cert: ${r.errors.join('; ')}`);
+  if (r.rehandshaked) parts.push(`${r.rehandshaked} tunnel${r.rehandshaked === 1 ? '' : 's'} re-handshaked`);
+  if (r.disconnected) parts.push(`${r.disconnected} peer${r.disconnected === 1 ? '' : 's'} disconnected`);
+  if (r.restartNeeded?.length) parts.push(`restart needed for ${r.restartNeeded.join(', ')}`);
+  return parts.join('; ');
+}
+
+/** What a pool trusts: its CAs and its blocklist. */
+function poolKey(pool: CAPool): string {
+  return JSON.stringify([[...pool.cas.keys()].sort(), [...pool.blocklist].sort()]);
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function failed(log: Logger, err: unknown): ReloadResult {
-  const error = err instanceof Error ? err.message : String(err);
+  const error = messageOf(err);
   log.error('Failed to reload config, keeping the running config', { error });
   return { ok: false, error, changed: [] };
 }

@@ -3,6 +3,7 @@
  * Both read the running parts at the moment they are asked, so nothing here is cached or kept up to date.
  */
 import { C, COUNTER_NAMES } from '../shared/state/counters';
+import { socketMemInfo } from '../shared/native/libc';
 import { formatIPv4 } from '../shared/util/ipv4';
 import { formatEndpoint } from '../shared/util/endpoint';
 import type { SupervisorCounters } from './counters';
@@ -22,6 +23,8 @@ export interface ReportedParts {
   routines: RoutinePool;
   insideName: string;
   listenPort: number;
+  /** Routine i's UDP socket (the supervisor keeps its copy); undefined once the sockets are closed. */
+  udpFd(i: number): number | undefined;
 }
 
 export interface NodeStatus {
@@ -74,9 +77,22 @@ export function metricsSource(p: ReportedParts): MetricsSource {
     counterTotal: (index, name) => region.counterTotal(index, name),
     routineCounter: (routine, index) => region.routineCounter(routine, index),
     supervisorCounters: () => p.counters.entries(),
+    handshakes: () => p.handshakes.durations.snapshot(),
+    udpSockets: region.capacities.routines,
+    udpMemInfo: (i) => {
+      const fd = p.udpFd(i);
+      return fd === undefined ? undefined : socketMemInfo(fd);
+    },
+    // Go's HostMap.EmitStats for "main" and "pending"; nebula-ts has no relays, so relayIndexes is always 0.
     gauges: () => ({
       'hostmap.main.hosts': p.hostmap.size,
+      'hostmap.main.indexes': p.hostmap.indexCount,
+      'hostmap.main.remoteIndexes': p.hostmap.remoteIndexCount,
+      'hostmap.main.relayIndexes': 0,
       'hostmap.pending.hosts': p.handshakes.pendingCount,
+      'hostmap.pending.indexes': p.handshakes.pendingIndexCount,
+      'hostmap.pending.remoteIndexes': 0,
+      'hostmap.pending.relayIndexes': 0,
       'firewall.conntrack.count': region.conntrackCount(),
       'firewall.rules.version': p.live.firewall.version,
       routines: region.capacities.routines,

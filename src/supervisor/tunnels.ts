@@ -17,6 +17,8 @@ import { formatEndpoint } from '../shared/util/endpoint';
 import type { SupervisorCounters } from './counters';
 import type { HostInfo, HostMap, NewTunnel } from './hostmap';
 import type { LiveConfig } from './live-config';
+import { disconnectIfInvalid } from './invalid-certs';
+import type { CAPool } from '../shared/pki';
 import type { RemoteAllowList } from '../shared/allow-list';
 
 export interface TunnelsEnv {
@@ -86,7 +88,8 @@ export class Tunnels {
   /** Removes a tunnel if it is still installed; with `sendClose` the peer is told first (graceful shutdown). */
   teardown(h: HostInfo, sendClose: boolean): void {
     if (this.env.hostmap.byLocalIndex(h.localIndex) !== h) return;
-    if (sendClose) this.send(h, TYPE_CLOSE_TUNNEL, 0);
+    // Counted only when it went out (nothing is sent on a tunnel whose counter space is spent), as the routines count.
+    if (sendClose && this.send(h, TYPE_CLOSE_TUNNEL, 0)) this.env.counters.inc('messages.tx.close_tunnel');
     this.remove(h);
   }
 
@@ -132,6 +135,15 @@ export class Tunnels {
     h.remotePort = remotePort;
     fillSockaddrIn(h.remoteSockaddr, remoteIp, remotePort);
     this.env.broadcast({ type: 'remoteChanged', localIndex: h.localIndex, remoteIp, remotePort });
+  }
+
+  /** Closes (closeTunnel sent) every tunnel whose peer cert no longer verifies against `caPool()`. Returns how many. */
+  closeInvalid(log: Logger, caPool: () => CAPool): number {
+    const env = { enabled: true, log, caPool, close: (h: HostInfo) => this.teardown(h, true) };
+    const now = Date.now();
+    let closed = 0;
+    for (const h of [...this.env.hostmap.hosts()]) if (disconnectIfInvalid(env, h, now)) closed++;
+    return closed;
   }
 
   sendTest(h: HostInfo): void {

@@ -18,6 +18,7 @@ import {
   defaultControlSocketPattern,
 } from '../../src/shared/control-path';
 import { copyRuntime } from '../../src/testbed/runtime-copy';
+import { makeCA, makeHostCert } from '../../src/testbed/mesh-pki';
 import { prereqs } from '../helpers/prereq';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -110,7 +111,9 @@ t.test('node and nebula-ctl agree: the config default is what nebula-ctl finds',
 
 t.test('nebula-ts -test prints the resolved control.socket', async (t) => {
   const file = path.join(tmp, 'test.yml');
-  writeFileSync(file, PKI + 'tun: {dev: nebula5}\n');
+  // -test loads the PKI files, so this config names real ones.
+  const made = makeHostCert(path.join(tmp, 'pki'), makeCA(path.join(tmp, 'pki'), 'ctl-ca'), { name: 'n', ip: '192.168.100.1/24' });
+  writeFileSync(file, `pki: {ca: ${made.ca}, cert: ${made.cert}, key: ${made.key}}\ntun: {dev: nebula5}\n`);
   const r = spawnSync(process.execPath, [NEBULA_TS, '-config', file, '-test'], { encoding: 'utf8' });
   t.equal(r.status, 0, r.stderr);
   const cfg = JSON.parse(r.stdout) as { control: { socket: string } };

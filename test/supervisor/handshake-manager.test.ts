@@ -126,6 +126,9 @@ t.test('a handshake completes on both sides with mirrored keys and indexes', asy
   t.equal(hb!.cert.details.name, 'a');
   t.equal(a.hm.pendingCount, 0);
   t.equal(a.counters.get('handshake_manager.initiated'), 1);
+  t.equal(a.hm.durations.snapshot().count, 1, 'the `handshakes` histogram has the initiator\'s completed handshake');
+  t.ok(a.hm.durations.snapshot().min > 0, 'a duration in ns');
+  t.equal(b.hm.durations.snapshot().count, 0, 'the responder records none (as Go)');
 });
 
 t.test('a retransmitted stage 1 gets the cached stage 2, byte for byte, and no second tunnel', async (t) => {
@@ -213,6 +216,8 @@ t.test('re-key: a fresh handshake to the host of an existing tunnel replaces it 
   t.ok(newA.sendKey.equals(newB.recvKey) && !newA.sendKey.equals(oldA.sendKey), 'new keys, mirrored');
   t.equal(newA.remoteIndex, newB.localIndex);
   t.equal(b.counters.get('handshake_manager.initiated'), 1);
+  t.equal(a.hm.durations.snapshot().count, 1, 'one handshake each initiated and completed');
+  t.equal(b.hm.durations.snapshot().count, 1);
 });
 
 t.test('the re-keyer starts a re-key once a tunnel passes the threshold, and again only after a while', async (t) => {

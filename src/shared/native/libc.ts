@@ -58,6 +58,9 @@ export const SO_RCVBUF = 8;
 export const SO_REUSEPORT = 15;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
+export const SO_MEMINFO = 55;
+/** Entries of the kernel's sk_meminfo array (u32 each) that SO_MEMINFO returns, in the kernel's order. */
+export const SK_MEMINFO_FIELDS = ['rmem_alloc', 'rcvbuf', 'wmem_alloc', 'sndbuf', 'fwd_alloc', 'wmem_queued', 'optmem', 'backlog', 'drops'] as const;
 export const SHUT_RDWR = 2;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
@@ -168,6 +171,21 @@ export function getsockoptInt(fd: number, level: number, option: number): number
   len.writeUInt32LE(4, 0);
   check('getsockopt', c_getsockopt(fd, level, option, v, len) as number);
   return v.readInt32LE(0);
+}
+
+/**
+ * getsockopt(SOL_SOCKET, SO_MEMINFO): the socket's memory accounting (SK_MEMINFO_FIELDS order), or undefined when the
+ * call fails (an old kernel, a closed fd). Never throws: it is read at scrape time.
+ */
+export function socketMemInfo(fd: number): number[] | undefined {
+  const v = Buffer.alloc(4 * SK_MEMINFO_FIELDS.length);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(v.length, 0);
+  if ((c_getsockopt(fd, SOL_SOCKET, SO_MEMINFO, v, len) as number) !== 0) return undefined;
+  const got = Math.min(len.readUInt32LE(0), v.length) >>> 2;
+  const out: number[] = [];
+  for (let i = 0; i < SK_MEMINFO_FIELDS.length; i++) out.push(i < got ? v.readUInt32LE(i * 4) : 0);
+  return out;
 }
 
 export function bindSocket(fd: number, sockaddr: Buffer, detail?: string): void {

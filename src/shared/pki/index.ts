@@ -19,4 +19,4 @@ export * from './pem';
 export * from './keys';
 export { certToText, certToJson, certToJsonValue } from './print';
 export { formatNet, goTimeString, goRfc3339 } from './format';
-export { isInlinePem, readPemValue, verifyPrivateKey, loadHostPki, type HostPki } from './load';
+export { isInlinePem, readPemValue, verifyPrivateKey, loadHostPki, loadCABundle, loadHostCertAndKey, checkHostPki, type HostPki } from './load';

@@ -8,7 +8,7 @@ import { CertError } from './errors';
 import { NebulaCertificate, unmarshalCertFromPem } from './cert';
 import { ed25519PublicFromPrivate, x25519PublicFromPrivate } from './keys';
 import { unmarshalX25519PrivateKey } from './pem';
-import { CAPool, loadCAPool } from './ca-pool';
+import { CAPool, checkRootConstraints, loadCAPool } from './ca-pool';
 
 /** Inline PEM is recognised the way nebula does it: the value contains "-----BEGIN". */
 export function isInlinePem(value: string): boolean {
@@ -54,28 +54,85 @@ export interface HostPki {
   privateKey: Buffer;
 }
 
+/** The CA bundle of `pki.ca` (path or inline PEM) with `pki.blocklist` applied; errors name `pki.ca`. */
+export function loadCABundle(value: string, blocklist: readonly string[] = [], now: Date | number = new Date()): { caPool: CAPool; expiredCAs: NebulaCertificate[] } {
+  const { pool, expired } = wrapSetting('pki.ca', () => loadCAPool(readPemValue(value, 'pki.ca'), now));
+  for (const fp of blocklist) pool.blocklistFingerprint(fp);
+  return { caPool: pool, expiredCAs: expired };
+}
+
+/** The node's own cert and key (unexpired, not a CA, at least one IP, key matching); errors name the setting. */
+export function loadHostCertAndKey(values: { cert: string; key: string }, now: Date | number = new Date()): { cert: NebulaCertificate; privateKey: Buffer } {
+  const cert = wrapSetting('pki.cert', () => unmarshalCertFromPem(readPemValue(values.cert, 'pki.cert')).cert);
+  const privateKey = wrapSetting('pki.key', () => unmarshalX25519PrivateKey(readPemValue(values.key, 'pki.key')).key);
+  wrapSetting('pki.cert', () => checkHostCert(cert, now));
+  wrapSetting('pki.key', () => verifyPrivateKey(cert, privateKey));
+  return { cert, privateKey };
+}
+
+function checkHostCert(cert: NebulaCertificate, now: Date | number): void {
+  if (cert.details.isCA) throw new CertError('is-ca', 'certificate is a CA certificate, not a host certificate');
+  if (cert.details.ips.length === 0) throw new CertError('no-ip', 'certificate does not contain any ip');
+  if (cert.expired(now)) throw new CertError('expired', 'certificate is expired');
+}
+
+function wrapSetting<T>(setting: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof CertError) throw new CertError(err.code, `${setting}: ${err.message}`);
+    throw err;
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Every problem a start would meet with these PKI settings, one message each (empty when none): unreadable or
+ * invalid files, a cert that is expired, a CA, without IP, blocklisted or not signed by the pool, a key that does
+ * not match. Used by `nebula-ts -test`.
+ */
+export function checkHostPki(values: { ca: string; cert: string; key: string; blocklist?: readonly string[] }, now: Date | number = new Date()): string[] {
+  const problems: string[] = [];
+  const attempt = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      problems.push(messageOf(err));
+      return undefined;
+    }
+  };
+  const pool = attempt(() => loadCABundle(values.ca, values.blocklist ?? [], now).caPool);
+  const cert = attempt(() => wrapSetting('pki.cert', () => unmarshalCertFromPem(readPemValue(values.cert, 'pki.cert')).cert));
+  const key = attempt(() => wrapSetting('pki.key', () => unmarshalX25519PrivateKey(readPemValue(values.key, 'pki.key')).key));
+  if (cert) {
+    if (cert.details.isCA) problems.push('pki.cert: certificate is a CA certificate, not a host certificate');
+    if (cert.details.ips.length === 0) problems.push('pki.cert: certificate does not contain any ip');
+    if (cert.expired(now)) problems.push('pki.cert: certificate is expired');
+  }
+  if (cert && key) attempt(() => wrapSetting('pki.key', () => verifyPrivateKey(cert, key)));
+  if (cert && pool && !cert.details.isCA) {
+    if (pool.isBlocklisted(cert)) problems.push('pki.cert: certificate is in the block list');
+    const signer = pool.cas.get(cert.details.issuer);
+    if (!signer) problems.push('pki.cert: certificate is not signed by any CA in pki.ca (could not find ca for the certificate)');
+    else if (!cert.checkSignature(signer.details.publicKey)) problems.push('pki.cert: certificate signature did not match its CA in pki.ca');
+    else {
+      if (signer.expired(now)) problems.push('pki.cert: root certificate is expired');
+      attempt(() => wrapSetting('pki.cert', () => checkRootConstraints(cert, signer)));
+    }
+  }
+  return problems;
+}
+
 /**
  * Loads and checks a node's PKI: the CA bundle (§4.5 loading rules), its own cert (unexpired, not a CA, at least one
  * IP) and X25519 key (must match the cert). Values are paths or inline PEM. Errors are CertErrors or read errors
  * with a message naming the offending setting.
  */
 export function loadHostPki(values: { ca: string; cert: string; key: string }, now: Date | number = new Date()): HostPki {
-  const wrap = <T>(setting: string, fn: () => T): T => {
-    try {
-      return fn();
-    } catch (err) {
-      if (err instanceof CertError) throw new CertError(err.code, `${setting}: ${err.message}`);
-      throw err;
-    }
-  };
-  const { pool, expired } = wrap('pki.ca', () => loadCAPool(readPemValue(values.ca, 'pki.ca'), now));
-  const cert = wrap('pki.cert', () => unmarshalCertFromPem(readPemValue(values.cert, 'pki.cert')).cert);
-  const privateKey = wrap('pki.key', () => unmarshalX25519PrivateKey(readPemValue(values.key, 'pki.key')).key);
-  wrap('pki.cert', () => {
-    if (cert.details.isCA) throw new CertError('is-ca', 'certificate is a CA certificate, not a host certificate');
-    if (cert.details.ips.length === 0) throw new CertError('no-ip', 'certificate does not contain any ip');
-    if (cert.expired(now)) throw new CertError('expired', 'certificate is expired');
-  });
-  wrap('pki.key', () => verifyPrivateKey(cert, privateKey));
-  return { caPool: pool, expiredCAs: expired, cert, privateKey };
+  const { caPool, expiredCAs } = loadCABundle(values.ca, [], now);
+  const { cert, privateKey } = loadHostCertAndKey(values, now);
+  return { caPool, expiredCAs, cert, privateKey };
 }

@@ -33,6 +33,10 @@ export const COUNTER_NAMES = [
   'firewall.outgoing.dropped.local_ip',
   'firewall.outgoing.dropped.remote_ip',
   'firewall.outgoing.dropped.no_rule',
+  // packets parked while their tunnel was being made (Go's per-host packet cache): sent once it came up, or dropped
+  // (the per-host or host limit was reached, or the handshake never completed)
+  'hostinfo.cached_packets.sent',
+  'hostinfo.cached_packets.dropped',
   // nebula-ts data-path accounting (per routine: shows how flows spread over routines)
   'routine.inside.rx_packets',
   'routine.outside.tx_packets',
