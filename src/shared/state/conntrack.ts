@@ -44,7 +44,14 @@ const EMPTY = 0;
 const LIVE = 1;
 const DELETED = 2;
 
+/** The low 16 bits of the seqlock word: who holds the entry (0 = nobody) and, in bit 15, that it is a refresh. */
 const OWNER_MASK = 0xffff;
+const OWNER_ID_MASK = 0x7fff;
+/**
+ * Set while the holder only refreshes (expiry, rules version): the key fields do not change, so a reader may use
+ * them meanwhile, whatever happens to the holder (a writer preempted mid-refresh does not make a reader miss).
+ */
+const REFRESHING = 0x8000;
 
 /** Seconds on the shared clock (wall clock: every process agrees on it, unlike performance.now()). */
 export function conntrackNow(): number {
@@ -67,7 +74,7 @@ export class ConntrackTable {
   foundIncoming = false;
 
   /**
-   * @param owner this writer's id in the seqlock word, 1..65535 (a routine uses its index + 1); it must be unique
+   * @param owner this writer's id in the seqlock word, 1..32767 (a routine uses its index + 1); it must be unique
    *   among the processes sharing the table so the supervisor can free what a dead one held.
    */
   constructor(
@@ -77,7 +84,7 @@ export class ConntrackTable {
   ) {
     if (capacity & (capacity - 1)) throw new Error('conntrack capacity must be a power of two');
     if (table.length < capacity * CONNTRACK_WORDS) throw new Error('conntrack view too small');
-    if (owner < 1 || owner > OWNER_MASK) throw new Error('conntrack owner must be 1..65535');
+    if (owner < 1 || owner > OWNER_ID_MASK) throw new Error('conntrack owner must be 1..32767');
     this.mask = capacity - 1;
   }
 
@@ -105,12 +112,12 @@ export class ConntrackTable {
    * (A real seqlock word has no owner bits, so it is never CLAIM_FAILED; it can be negative once the version
    * reaches the sign bit.)
    */
-  private claim(base: number): number {
+  private claim(base: number, flags = 0): number {
     const t = this.table;
     const w = base + W_SEQ;
     for (let spins = 0; spins < SPIN_LIMIT; spins++) {
       const s = Atomics.load(t, w);
-      if ((s & OWNER_MASK) === 0 && Atomics.compareExchange(t, w, s, s | this.owner) === s) return s;
+      if ((s & OWNER_MASK) === 0 && Atomics.compareExchange(t, w, s, s | this.owner | flags) === s) return s;
     }
     return CLAIM_FAILED;
   }
@@ -144,9 +151,12 @@ export class ConntrackTable {
     const t = this.table;
     for (let attempt = 0; attempt < OPTIMISTIC_READS; attempt++) {
       const s = Atomics.load(t, base + W_SEQ);
-      if ((s & OWNER_MASK) !== 0) continue;
+      if ((s & OWNER_MASK) !== 0 && (s & REFRESHING) === 0) continue; // the key itself may be changing
       const result = this.inspect(base, k, now);
-      if (Atomics.load(t, base + W_SEQ) === s) return result; // not written meanwhile: what we read is whole
+      const after = Atomics.load(t, base + W_SEQ);
+      // Whole if nothing was written meanwhile, or if the only write since is a refresh still under way (same
+      // version: no write completed; a refresh leaves the key alone, and old or new expiry/version are both right).
+      if (after === s || ((after & REFRESHING) !== 0 && (after & ~OWNER_MASK) === (s & ~OWNER_MASK))) return result;
     }
     const s = this.claim(base);
     if (s === CLAIM_FAILED) return ENTRY_MISS; // held by a stopped writer: pass it over
@@ -210,7 +220,7 @@ export class ConntrackTable {
   /** Refreshes the expiry and, after a successful re-verification, the rules version (if `entry` still holds `k`). */
   refresh(entry: number, k: FlowKey, expiry: number, rulesVersion: number): void {
     const base = entry * CONNTRACK_WORDS;
-    const s = this.claim(base);
+    const s = this.claim(base, REFRESHING);
     if (s === CLAIM_FAILED) return;
     if (this.table[base + W_STATE] === LIVE && this.matches(base, k)) {
       this.table[base + W_EXPIRY] = expiry;
@@ -248,7 +258,7 @@ export function releaseConntrackOwner(table: Int32Array, capacity: number, owner
   for (let i = 0; i < capacity; i++) {
     const w = i * CONNTRACK_WORDS + W_SEQ;
     const s = Atomics.load(table, w);
-    if ((s & OWNER_MASK) !== owner) continue;
+    if ((s & OWNER_MASK) === 0 || (s & OWNER_ID_MASK) !== owner) continue;
     table[i * CONNTRACK_WORDS + W_STATE] = DELETED;
     if (Atomics.compareExchange(table, w, s, (s + 0x10000) & ~OWNER_MASK) === s) freed++;
   }
