@@ -12,7 +12,7 @@
  * All traffic stays inside the mesh's namespaces (10.99.0.0/24); the sender sends exactly 50,000 datagrams and stops.
  */
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { RECV_ERROR_BURST, RECV_ERROR_PER_SECOND } from '../../src/routine/context';
@@ -22,6 +22,7 @@ import { prereqs } from '../helpers/prereq';
 import { streamSha256 } from './fixtures/stream-data';
 import { alive, childrenOf, jsonLines, linesMatching, newMesh, spawnFixture, status, until, type NodeStatus } from './helpers';
 import { readPcapUdp } from './fixtures/pcap';
+import { background, type Bg, type Teardownable } from './fixtures/background';
 
 const A = '192.168.100.1';
 const B = '192.168.100.2';
@@ -35,58 +36,6 @@ const TRANSFER_BYTES = 20 * 1000 * 1000;
 /** Data packets a -> b captured at the start of the transfer, to be replayed. */
 const REPLAY_CAPTURE = 200;
 const RSS_LIMIT = 32 * 1024 * 1024;
-
-interface Teardownable {
-  teardown(fn: () => unknown): void;
-}
-
-interface Bg {
-  child: ChildProcess;
-  exit: Promise<number | null>;
-  waitFor: (re: RegExp, timeoutMs: number) => Promise<void>;
-  stop: () => Promise<number | null>;
-}
-
-/** A background command in a namespace (stderr+stdout collected), killed at teardown if still running. */
-function background(t: Teardownable, ns: string, cmd: string, args: string[]): Bg {
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const listeners = new Set<() => void>();
-  for (const s of [child.stdout!, child.stderr!]) {
-    s.on('data', (c: Buffer) => {
-      out = (out + c.toString('utf8')).slice(-20_000);
-      for (const l of listeners) l();
-    });
-  }
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return {
-    child,
-    exit,
-    waitFor: (re, timeoutMs) =>
-      new Promise((resolve, reject) => {
-        const done = (err?: Error): void => {
-          clearTimeout(timer);
-          listeners.delete(check);
-          if (err) reject(err);
-          else resolve();
-        };
-        const check = (): void => {
-          if (re.test(out)) done();
-        };
-        const timer = setTimeout(() => done(new Error(`${cmd}: timed out waiting for ${re}; output:\n${out}`)), timeoutMs);
-        listeners.add(check);
-        void exit.then((code) => setImmediate(() => (re.test(out) ? done() : done(new Error(`${cmd} exited (${code}) before ${re}; output:\n${out}`)))));
-        check();
-      }),
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
-      return exit;
-    },
-  };
-}
 
 /** tcpdump on a namespace's eth0 into `file` (stops by itself after `count` packets if given); resolves once it listens. */
 async function capture(t: Teardownable, mesh: Mesh, name: string, file: string, filter: string, opts: { snaplen?: number; count?: number } = {}): Promise<Bg> {

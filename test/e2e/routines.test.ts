@@ -5,7 +5,7 @@
  * routine and supervisor crashes, a rootless `tun.disabled` node, and the deprecated routines keys.
  */
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,16 +18,13 @@ import { computeLayout, viewsOver } from '../../src/shared/state/layout';
 import { prereqs } from '../helpers/prereq';
 import { alive, childrenOf, status, until } from './helpers';
 import { indexCounterKey, isMessage, readPcapUdp } from './fixtures/pcap';
+import { background, type Bg, type Teardownable } from './fixtures/background';
 
 const ROOT = path.resolve(__dirname, '../..');
 const A = '192.168.100.1';
 const B = '192.168.100.2';
 const PORT = 4242;
 const SINK_PORT = 9000;
-
-interface Teardownable {
-  teardown(fn: () => unknown): void;
-}
 
 // ------------------------------------------------------------------------------------------------- helpers
 
@@ -120,56 +117,6 @@ function routineCounters(t: Teardownable, routinePid: number): (routine: number,
   t.teardown(() => munmap(region.address, region.size));
   const views = viewsOver(region.buffer, layout);
   return (routine, name) => views.counters[routine * COUNTER_COUNT + C[name]]!;
-}
-
-interface Bg {
-  child: ChildProcess;
-  out: () => string;
-  waitFor: (re: RegExp, timeoutMs: number) => Promise<void>;
-  exit: Promise<number | null>;
-  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
-}
-
-/** A background command in a namespace, killed at teardown if still running. */
-function background(t: Teardownable, ns: string, cmd: string, args: string[]): Bg {
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const listeners = new Set<() => void>();
-  for (const s of [child.stdout!, child.stderr!]) {
-    s.on('data', (c: Buffer) => {
-      out = (out + c.toString('utf8')).slice(-200_000);
-      for (const l of listeners) l();
-    });
-  }
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return {
-    child,
-    out: () => out,
-    exit,
-    waitFor: (re, timeoutMs) =>
-      new Promise((resolve, reject) => {
-        const done = (err?: Error): void => {
-          clearTimeout(timer);
-          listeners.delete(check);
-          if (err) reject(err);
-          else resolve();
-        };
-        const check = (): void => {
-          if (re.test(out)) done();
-        };
-        const timer = setTimeout(() => done(new Error(`${cmd}: timed out waiting for ${re}; output:\n${out}`)), timeoutMs);
-        listeners.add(check);
-        void exit.then((code) => setImmediate(() => (re.test(out) ? done() : done(new Error(`${cmd} exited (${code}) before ${re}; output:\n${out}`)))));
-        check();
-      }),
-    stop: async (signal = 'SIGINT') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exit;
-    },
-  };
 }
 
 /** tcpdump on a namespace's eth0 (by default headers and the first bytes of the payload only); resolves when it listens. */
