@@ -4,22 +4,18 @@
  * linear backoff then "Handshake timed out", and the simultaneous-initiation tie-break (nebula-spec §3.3–3.7).
  */
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { makeCA, makeHostCert } from '../../src/testbed/mesh-pki';
-import { createPacketCipher } from '../../src/shared/crypto';
+import { makeCA } from '../../src/testbed/mesh-pki';
 import { Logger } from '../../src/shared/log';
-import { loadCAPool, unmarshalX25519PrivateKey } from '../../src/shared/pki';
 import { parseIPv4 } from '../../src/shared/util/ipv4';
-import { TUNNEL_SLOT_WORDS } from '../../src/shared/state/layout';
-import { TunnelSlots } from '../../src/shared/state/tunnel-slots';
-import { allocSockaddrIn } from '../../src/shared/native/sockaddr';
 import { HostMap, type HostInfo } from '../../src/supervisor/hostmap';
 import { HandshakeManager } from '../../src/supervisor/handshake-manager';
 import { Rekeyer, REKEY_AFTER_MESSAGES } from '../../src/supervisor/rekey';
 import type { Endpoint } from '../../src/shared/util/endpoint';
 import { SupervisorCounters } from '../../src/supervisor/counters';
+import { deliverHandshake, installInto, peerPki, testHostMap } from './fixtures/handshake-peers';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'nts-hs-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,13 +37,8 @@ interface Peer {
 type Wire = (from: Peer, to: Endpoint, data: Buffer) => void;
 
 function makePeer(name: string, ip: string, wire: () => Wire, opts: { tryIntervalMs?: number; retries?: number; addresses?: Map<number, Endpoint[]>; onLog?: (line: string) => void } = {}): Peer {
-  const files = makeHostCert(path.join(dir, name), ca, { name, ip: `${ip}/24` });
-  const pki = {
-    cert: files.certObj,
-    privateKey: unmarshalX25519PrivateKey(readFileSync(files.key, 'utf8')).key,
-    caPool: loadCAPool(readFileSync(files.ca, 'utf8')).pool,
-  };
-  const hostmap = new HostMap(new TunnelSlots(new Int32Array(16 * TUNNEL_SLOT_WORDS), -1), 16);
+  const pki = peerPki(dir, ca, name, `${ip}/24`);
+  const hostmap = testHostMap();
   const counters = new SupervisorCounters();
   const logs: string[] = [];
   const peer: Peer = {
@@ -76,30 +67,14 @@ function makePeer(name: string, ip: string, wire: () => Wire, opts: { tryInterva
       peer.sent.push({ to, data, at: Date.now() });
       wire()(peer, to, data);
     },
-    install: (h) => {
-      const now = Date.now();
-      const full: HostInfo = { ...h, slot: hostmap.allocateSlot(now)!, encrypt: createPacketCipher('aes', h.sendKey), remoteSockaddr: allocSockaddrIn(), recvErrors: 0, createdAt: now };
-      const prev = hostmap.add(full);
-      if (prev) hostmap.remove(prev, now);
-      return full;
-    },
+    install: installInto(hostmap),
     sendTest: () => void peer.tests++,
   });
   return peer;
 }
 
-/** Hands a datagram to a peer's handshake manager the way a routine would (a type-0 meta packet). */
 function deliver(to: Peer, from: Endpoint, data: Buffer): void {
-  to.hm.onPacket({
-    type: data[0]! & 0x0f,
-    subtype: data[1]!,
-    localIndex: data.readUInt32BE(4),
-    remoteIndex: 0,
-    counter: data.readUInt32BE(12),
-    fromIp: from.ip,
-    fromPort: from.port,
-    data,
-  });
+  deliverHandshake(to.hm, from, data);
 }
 
 function pair(wireFn: Wire, opts: Parameters<typeof makePeer>[3] = {}): { a: Peer; b: Peer } {

@@ -5,7 +5,7 @@
  * remoteChanged back to it (Go's handleHostRoaming).
  */
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeCA, makeHostCert } from '../../src/testbed/mesh-pki';
@@ -13,7 +13,6 @@ import { RemoteAllowList } from '../../src/shared/allow-list';
 import { createPacketCipher } from '../../src/shared/crypto';
 import type { SupervisorToRoutine } from '../../src/shared/ipc/messages';
 import { Logger } from '../../src/shared/log';
-import { loadCAPool, unmarshalX25519PrivateKey } from '../../src/shared/pki';
 import { allocSockaddrIn } from '../../src/shared/native/sockaddr';
 import { TUNNEL_SLOT_WORDS } from '../../src/shared/state/layout';
 import { TunnelSlots } from '../../src/shared/state/tunnel-slots';
@@ -25,6 +24,7 @@ import { HandshakeManager } from '../../src/supervisor/handshake-manager';
 import { HostMap, type HostInfo } from '../../src/supervisor/hostmap';
 import type { LiveConfig } from '../../src/supervisor/live-config';
 import { Tunnels } from '../../src/supervisor/tunnels';
+import { deliverHandshake, installInto, peerPki, testHostMap } from './fixtures/handshake-peers';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'nts-ral-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,13 +45,8 @@ interface Peer {
 }
 
 function makePeer(name: string, vpn: string, underlay: string, deliverTo: (from: Peer, to: Endpoint, data: Buffer) => void, addresses: Map<number, Endpoint[]>): Peer {
-  const files = makeHostCert(path.join(dir, name), ca, { name, ip: `${vpn}/24` });
-  const pki = {
-    cert: files.certObj,
-    privateKey: unmarshalX25519PrivateKey(readFileSync(files.key, 'utf8')).key,
-    caPool: loadCAPool(readFileSync(files.ca, 'utf8')).pool,
-  };
-  const hostmap = new HostMap(new TunnelSlots(new Int32Array(16 * TUNNEL_SLOT_WORDS), -1), 16);
+  const pki = peerPki(dir, ca, name, `${vpn}/24`);
+  const hostmap = testHostMap();
   const peer = { name, vpnIp: ip(vpn), addr: { ip: ip(underlay), port: 4242 }, hostmap, logs: [], sent: 0, allow: new RemoteAllowList(undefined) } as unknown as Peer;
   peer.hm = new HandshakeManager({
     log: new Logger({ level: 'debug', format: 'json', disableTimestamp: true, write: (l) => void peer.logs.push(JSON.parse(l) as Record<string, unknown>) }),
@@ -67,13 +62,7 @@ function makePeer(name: string, vpn: string, underlay: string, deliverTo: (from:
       peer.sent++;
       deliverTo(peer, to, Buffer.from(buf));
     },
-    install: (h) => {
-      const now = Date.now();
-      const full: HostInfo = { ...h, slot: hostmap.allocateSlot(now)!, encrypt: createPacketCipher('aes', h.sendKey), remoteSockaddr: allocSockaddrIn(), recvErrors: 0, createdAt: now };
-      const prev = hostmap.add(full);
-      if (prev) hostmap.remove(prev, now);
-      return full;
-    },
+    install: installInto(hostmap),
     sendTest: () => undefined,
     remoteAllowList: () => peer.allow,
   });
@@ -81,16 +70,7 @@ function makePeer(name: string, vpn: string, underlay: string, deliverTo: (from:
 }
 
 function deliver(to: Peer, from: Endpoint, data: Buffer): void {
-  to.hm.onPacket({
-    type: data[0]! & 0x0f,
-    subtype: data[1]!,
-    localIndex: data.readUInt32BE(4),
-    remoteIndex: 0,
-    counter: data.readUInt32BE(12),
-    fromIp: from.ip,
-    fromPort: from.port,
-    data,
-  });
+  deliverHandshake(to.hm, from, data);
 }
 
 /** a (10.99.0.1) initiates to b (10.99.0.2); datagrams are delivered at once. */
