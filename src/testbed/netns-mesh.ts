@@ -4,67 +4,18 @@
  * nebula-ts or Go nebula running in each namespace. Everything it creates is removed by `destroy()`.
  * Needs root. Traffic stays inside the namespaces it made.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { defaultControlSocketPath } from '../shared/control-path';
+import { nodeConfig } from './mesh-config';
+import type { MeshNode, MeshNodeSpec } from './mesh-node';
 import { makeCA, makeHostCert, type MeshCA } from './mesh-pki';
 import { copyRuntime, type RuntimeCopy } from './runtime-copy';
 
-export type NodeKind = 'ts' | 'go';
-
-export interface MeshNodeSpec {
-  name: string;
-  kind: NodeKind;
-  /** Overlay address, e.g. "192.168.100.1" (the mesh network is /24). */
-  overlayIp: string;
-  groups?: string[];
-  /** Extra environment variables for the node's process. */
-  env?: Record<string, string>;
-  /** Unsafe-route subnets the node's cert allows it to serve (cert Subnets). */
-  subnets?: string[];
-  routines?: number;
-  /** Merged over the generated config (e.g. a firewall, tun.disabled). */
-  config?: Record<string, unknown>;
-  /**
-   * Names of the nodes listed in this node's static_host_map (default: every other node). A node left out is
-   * unknown to this one until it handshakes in, so this node cannot be the initiator towards it.
-   */
-  staticHosts?: string[];
-  /**
-   * Put in front of the node's command inside its namespace, e.g. `['setpriv', '--reuid=nobody', ...]` to run it
-   * unprivileged. The wrapper must exec the command (so the node's pid is the started process's pid).
-   */
-  commandPrefix?: string[];
-  /**
-   * Run the node as this unprivileged user and group (numeric ids, e.g. `{ uid: 65534, gid: 65534 }` for nobody),
-   * through `env -u NODE_OPTIONS setpriv --reuid --regid --clear-groups` (before `commandPrefix`). The harness then
-   * makes what the node needs reachable by that user wherever the checkout is and whatever the umask, without
-   * touching the checkout: a nebula-ts node runs from a world-readable copy of dist/ and its runtime packages
-   * (runtime-copy.ts, one per mesh, removed by `destroy()`) without NODE_OPTIONS (the test runner's loaders live in
-   * the checkout); the node's directory and files (config, cert, key: still 0600) belong to the user; the CA cert is
-   * made 0644 and the mesh directory 0711. Sockets the node creates outside its directory need a directory the user
-   * can write.
-   */
-  runAs?: { uid: number; gid: number };
-  /**
-   * nebula-ts only: leave `control.socket` out of the config, so the node uses its default path (per network
-   * namespace, src/shared/control-path.ts); `controlSocket` is then that path. Default: a socket in the node's dir.
-   */
-  defaultControlSocket?: boolean;
-}
-
-export interface MeshNode extends MeshNodeSpec {
-  ns: string;
-  underlayIp: string;
-  dir: string;
-  configPath: string;
-  controlSocket: string;
-  process?: ChildProcess;
-  output: string[];
-}
+export type { MeshNode, MeshNodeSpec, NodeKind } from './mesh-node';
 
 const PORT = 4242;
 export const OVERLAY_PREFIX = '192.168.100';
@@ -160,33 +111,8 @@ export class Mesh {
   }
 
   writeConfig(n: MeshNode): void {
-    const staticHostMap: Record<string, string[]> = {};
-    for (const other of this.nodes.values()) {
-      if (other === n || (n.staticHosts && !n.staticHosts.includes(other.name))) continue;
-      staticHostMap[other.overlayIp] = [`${other.underlayIp}:${PORT}`];
-    }
-    const base: Record<string, unknown> = {
-      pki: { ca: this.ca.caPath, cert: path.join(n.dir, `${n.name}.crt`), key: path.join(n.dir, `${n.name}.key`) },
-      static_host_map: staticHostMap,
-      // No lighthouse.interval: nebula-ts refuses lighthouse keys it cannot honour (and no hosts: nothing to report).
-      lighthouse: { am_lighthouse: false, hosts: [] },
-      listen: { host: '0.0.0.0', port: PORT },
-      punchy: { punch: false },
-      cipher: this.cipher,
-      tun: { dev: 'nebula1', mtu: 1300 },
-      logging: { level: 'info', format: 'text' },
-      firewall: {
-        conntrack: { tcp_timeout: '12m', udp_timeout: '3m', default_timeout: '10m' },
-        outbound: [{ port: 'any', proto: 'any', host: 'any' }],
-        inbound: [{ port: 'any', proto: 'any', host: 'any' }],
-      },
-    };
-    if (n.kind === 'ts') {
-      if (!n.defaultControlSocket) base.control = { socket: n.controlSocket };
-      if (n.routines !== undefined) base.routines = n.routines;
-    }
-    const merged = deepMerge(base, n.config ?? {});
-    writeFileSync(n.configPath, YAML.stringify(merged), { mode: 0o600 });
+    const config = nodeConfig(n, [...this.nodes.values()], { caPath: this.ca.caPath, cipher: this.cipher, port: PORT });
+    writeFileSync(n.configPath, YAML.stringify(config), { mode: 0o600 });
     if (n.runAs) this.grantNodeFiles(n);
   }
 
@@ -334,15 +260,4 @@ export class Mesh {
       this.runtime = undefined;
     }
   }
-}
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const cur = out[k];
-    if (v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)) {
-      out[k] = deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>);
-    } else out[k] = v;
-  }
-  return out;
 }
