@@ -20,3 +20,4 @@ export * from './keys';
 export { certToText, certToJson, certToJsonValue } from './print';
 export { formatNet, goTimeString, goRfc3339 } from './format';
 export { isInlinePem, readPemValue, verifyPrivateKey, loadHostPki, loadCABundle, loadHostCertAndKey, checkHostPki, type HostPki } from './load';
+export * from './v2';
