@@ -1,145 +1,112 @@
 /**
- * nebula-ctl: talks to a running nebula-ts over its control socket.
- *   nebula-ctl [-socket PATH | -config FILE] reload|status
- * `reload` exits non-zero when the node rejected the new config (the running config is kept).
+ * nebula-ctl: Nebula's ssh console commands, run against a running nebula-ts over its control socket.
+ *   nebula-ctl [-socket PATH | -config FILE] <command> [flags] [args]
+ *   nebula-ctl help [command]          (also: nebula-ctl <command> -h)
+ * The commands, their flags and help are the shared table's (src/shared/console-commands.ts); the node runs them
+ * (src/supervisor/console.ts) and answers with the text to print. A bad argument, or something the node could not
+ * do, is one line on stderr and a non-zero exit (2 for a bad command line caught here, 1 for what the node refused).
+ * `reload` exits non-zero when the node rejected the new config (the running config is kept); `status` prints JSON.
  *
  * Which socket: `-socket PATH` or the `control.socket` of `-config FILE` (the last given); else $NEBULA_TS_SOCKET; else the
  * default place of this network namespace (src/shared/control-path.ts, the rule the node's config default uses):
  * the node of a default install is found whatever its tun.dev, and `ip netns exec NS nebula-ctl ...` reaches the
  * node of namespace NS.
  */
-import { lstatSync } from 'node:fs';
-import net from 'node:net';
-import { loadConfig } from '../shared/config';
-import {
-  ControlPathError,
-  defaultControlSocketCandidates,
-  defaultControlSocketPattern,
-  probeControlSocket,
-} from '../shared/control-path';
+import { commandHelp, commandList, findCommand, parseCommandArgs, UsageError, type CommandSpec, type ParsedArgs } from '../shared/console-commands';
+import { findDefaultSocket, request } from './client';
 
-function usage(): never {
-  process.stderr.write('Usage: nebula-ctl [-socket PATH | -config FILE] <reload|status>\n');
-  process.exit(2);
+const USAGE = 'Usage: nebula-ctl [-socket PATH | -config FILE] <command> [flags] [args]   (nebula-ctl help [command])\n';
+
+/** A bad command line: printed as one line, exit 2. */
+class CommandLineError extends Error {}
+
+interface CommandLine {
+  /** The last of -socket / -config given, if any. */
+  where?: { socket: string } | { config: string };
+  cmd?: string;
+  argv: string[];
 }
 
-/** An error to print as one line (no stack). */
-class CtlError extends Error {}
-
-const PICK = 'pick another with -socket or -config';
-
-function notRunning(where: string): CtlError {
-  return new CtlError(`no nebula-ts node is listening on ${where} (is it running? ${PICK})`);
-}
-
-function denied(where: string): CtlError {
-  return new CtlError(`permission denied on ${where} (the control socket is mode 0600 in a 0700 directory: run nebula-ctl as the node's user, usually root)`);
-}
-
-function notSocket(where: string): CtlError {
-  return new CtlError(`${where} is not a socket (is it the node's control.socket? ${PICK})`);
-}
-
-function fromPathError(err: unknown): Error {
-  if (err instanceof ControlPathError) {
-    if (err.code === 'EACCES') return denied(err.path);
-    if (err.code === 'ENOTSOCK') return notSocket(err.path);
-    return new CtlError(`cannot reach nebula-ts at ${err.path}: ${err.message}`);
+/** Global flags up to the command; everything after the command is the command's. */
+function parseCommandLine(argv: string[]): CommandLine {
+  let where: CommandLine['where'];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('-')) return { where, cmd: a, argv: argv.slice(i + 1) };
+    const [flag, inline] = a.replace(/^--?/, '').split('=', 2) as [string, string | undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new CommandLineError(`flag needs an argument: -${flag}`);
+      return v;
+    };
+    if (flag === 'socket') where = { socket: value() };
+    else if (flag === 'config') where = { config: value() };
+    else if (flag === 'h' || flag === 'help') return { where, cmd: 'help', argv: argv.slice(i + 1) };
+    else throw new CommandLineError(`flag provided but not defined: ${a}`);
   }
-  return err as Error;
+  return { where, argv: [] };
 }
 
-/** The socket of this namespace's node, when no path was given. */
-async function findDefaultSocket(): Promise<string> {
-  let candidates: string[];
+async function socketPathOf(where: CommandLine['where']): Promise<string> {
+  if (where && 'socket' in where) return where.socket;
+  // Loaded only for -config: the config schema is most of what nebula-ctl would otherwise spend starting up.
+  if (where) {
+    const { loadConfig } = require('../shared/config') as typeof import('../shared/config');
+    return loadConfig(where.config).config.control.socket;
+  }
+  return process.env.NEBULA_TS_SOCKET || (await findDefaultSocket());
+}
+
+function help(argv: string[]): number {
+  const name = argv[0];
+  if (name === undefined) {
+    process.stdout.write(USAGE + '\n' + commandList());
+    return 0;
+  }
+  const spec = findCommand(name);
+  if (!spec) throw new CommandLineError(`unknown command "${name}" (nebula-ctl help lists the commands)`);
+  process.stdout.write(commandHelp(spec));
+  return 0;
+}
+
+function parseLocally(spec: CommandSpec, argv: string[]): ParsedArgs {
   try {
-    candidates = defaultControlSocketCandidates();
+    return parseCommandArgs(spec, argv);
   } catch (err) {
-    throw fromPathError(err);
+    if (err instanceof UsageError) throw new CommandLineError(`${spec.name}: ${err.message}`);
+    throw err;
   }
-  if (candidates.length === 0) throw notRunning(defaultControlSocketPattern());
-  if (candidates.length === 1) return candidates[0]!;
-  // Several nodes in this namespace (several tun.dev), or stale sockets of killed ones: keep those that answer.
-  const live: string[] = [];
-  for (const c of candidates) {
-    try {
-      if ((await probeControlSocket(c)) === 'live') live.push(c);
-    } catch (err) {
-      throw fromPathError(err);
-    }
-  }
-  if (live.length === 1) return live[0]!;
-  if (live.length === 0) throw notRunning(candidates.join(', '));
-  throw new CtlError(`several nebula-ts nodes listen in this network namespace (${live.join(', ')}): pick one with -socket PATH or -config FILE`);
-}
-
-function request(socketPath: string, cmd: string): Promise<Record<string, unknown>> {
-  // Look first: connect() to a regular file fails like a dead socket (ECONNREFUSED); say what it really is.
-  try {
-    if (!lstatSync(socketPath).isSocket()) return Promise.reject(notSocket(socketPath));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return Promise.reject(notRunning(socketPath));
-    if (code === 'EACCES' || code === 'EPERM') return Promise.reject(denied(socketPath));
-    return Promise.reject(err as Error);
-  }
-  return new Promise((resolve, reject) => {
-    const conn = net.createConnection(socketPath);
-    let buf = '';
-    let done = false;
-    conn.setEncoding('utf8');
-    conn.on('connect', () => conn.write(JSON.stringify({ cmd }) + '\n'));
-    conn.on('data', (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0 && !done) {
-        done = true;
-        conn.end();
-        try {
-          resolve(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-        } catch (err) {
-          reject(new CtlError(`the node at ${socketPath} answered something that is not JSON: ${(err as Error).message}`));
-        }
-      }
-    });
-    conn.on('close', () => {
-      if (!done) reject(new CtlError(`the node at ${socketPath} closed the connection without answering`));
-      done = true;
-    });
-    conn.on('error', (err: NodeJS.ErrnoException) => {
-      if (done) return;
-      done = true;
-      switch (err.code) {
-        case 'ECONNREFUSED': // a stale socket: its node was killed
-        case 'ENOENT':
-          return reject(notRunning(socketPath));
-        case 'EACCES':
-        case 'EPERM':
-          return reject(denied(socketPath));
-        default:
-          return reject(new CtlError(`cannot reach nebula-ts at ${socketPath}: ${err.message}`));
-      }
-    });
-  });
 }
 
 async function main(): Promise<number> {
-  const argv = process.argv.slice(2);
-  let socketPath = process.env.NEBULA_TS_SOCKET || undefined;
-  let cmd: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '-socket' || a === '--socket') socketPath = argv[++i] ?? usage();
-    else if (a === '-config' || a === '--config') socketPath = loadConfig(argv[++i] ?? usage()).config.control.socket;
-    else if (!a.startsWith('-') && cmd === undefined) cmd = a;
-    else usage();
+  const line = parseCommandLine(process.argv.slice(2));
+  if (line.cmd === undefined) throw new CommandLineError(`no command given. ${USAGE.trim()}`);
+  if (line.cmd === 'help') return help(line.argv);
+  const spec = findCommand(line.cmd);
+  if (!spec) throw new CommandLineError(`unknown command "${line.cmd}" (nebula-ctl help lists the commands)`);
+  // Checked here too, so a mistyped flag is caught without a node; the node parses the same way.
+  if (parseLocally(spec, line.argv).help) {
+    process.stdout.write(commandHelp(spec));
+    return 0;
   }
-  if (cmd !== 'reload' && cmd !== 'status') usage();
-  const reply = await request(socketPath ?? (await findDefaultSocket()), cmd);
-  if (cmd === 'status') {
-    process.stdout.write(JSON.stringify(reply, null, 2) + '\n');
-    return reply.ok === false ? 1 : 0;
+  const reply = await request(await socketPathOf(line.where), { cmd: spec.name, args: line.argv });
+  switch (spec.name) {
+    case 'status':
+      process.stdout.write(JSON.stringify(reply, null, 2) + '\n');
+      return reply.ok === false ? 1 : 0;
+    case 'reload':
+      return printReload(reply);
+    default:
+      if (reply.ok === true && typeof reply.output === 'string') {
+        process.stdout.write(reply.output);
+        return 0;
+      }
+      process.stderr.write(`nebula-ctl: ${spec.name}: ${oneLine(reply.error)}\n`);
+      return 1;
   }
+}
+
+function printReload(reply: Record<string, unknown>): number {
   if (reply.ok === true) {
     const changed = (reply.changed as string[] | undefined) ?? [];
     const summary = typeof reply.summary === 'string' ? reply.summary : changed.length ? `${changed.join(', ')} changed` : 'nothing changed';
@@ -153,10 +120,15 @@ async function main(): Promise<number> {
   return 1;
 }
 
+/** The node's error, kept to one line whatever it sent. */
+function oneLine(error: unknown): string {
+  return (typeof error === 'string' ? error : 'the node answered without an error message').replace(/\s*\n\s*/g, '; ');
+}
+
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`nebula-ctl: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    process.stderr.write(`nebula-ctl: ${oneLine(err instanceof Error ? err.message : String(err))}\n`);
+    process.exit(err instanceof CommandLineError ? 2 : 1);
   },
 );

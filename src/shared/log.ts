@@ -76,6 +76,10 @@ export class Logger {
     return this.opts.level;
   }
 
+  get format(): LogFormat {
+    return this.opts.format;
+  }
+
   enabled(level: LogLevel): boolean {
     return LEVEL_RANK[level] <= LEVEL_RANK[this.opts.level];
   }

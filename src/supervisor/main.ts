@@ -3,11 +3,13 @@
  * SIGHUP reloads; SIGINT/SIGTERM stop the routines first, then remove the device. Under pm2 it reports
  * `ready` once every routine is serving (wait_ready).
  */
-import { loadConfig, ConfigError } from '../shared/config';
+import { loadConfig, ConfigError, formatIssue, vpnNetworkIssues } from '../shared/config';
 import { Logger } from '../shared/log';
-import { checkHostPki } from '../shared/pki';
+import { checkHostPki, loadHostCertAndKey } from '../shared/pki';
 import { exitOnUnexpectedErrors } from '../shared/fatal';
 import http from 'node:http';
+import { NodeConsole } from './console';
+import { lighthouseCommands } from './console-lighthouse';
 import { ControlSocket } from './control-socket';
 import { buildRegistry, serveMetrics } from './metrics';
 import { SupervisorNode } from './node';
@@ -85,6 +87,11 @@ async function main(): Promise<number> {
       // What a start would meet: the PKI files must load and the cert verify against the pool (one line per problem).
       const pki = loaded.config.pki;
       const problems = checkHostPki({ ca: pki.ca, cert: pki.cert, key: pki.key, blocklist: pki.blocklist });
+      if (problems.length === 0) {
+        // Keys naming VPN IPs must lie in the network of the cert (now known to load).
+        const net = loadHostCertAndKey({ cert: pki.cert, key: pki.key }).cert.details.ips[0]!;
+        problems.push(...vpnNetworkIssues(loaded.config, { ip: net.ip >>> 0, mask: net.mask >>> 0 }).map(formatIssue));
+      }
       if (problems.length > 0) {
         process.stderr.write(problems.map((p) => `${p}\n`).join(''));
         return 1;
@@ -111,6 +118,8 @@ async function main(): Promise<number> {
   // The control socket is claimed before the node starts, so a node that may not have it (another node answers on
   // it) fails before it touches any device or port. Until the node runs, requests get "starting".
   let started = false;
+  // Nebula's ssh console commands (console.ts); reload and status are the node's own answers.
+  const nodeConsole = new NodeConsole(() => node.reportedParts(), VERSION, lighthouseCommands(() => node.reportedParts().lighthouse));
   const control = new ControlSocket(
     node.controlSocketPath(),
     (req) => {
@@ -121,7 +130,7 @@ async function main(): Promise<number> {
         case 'status':
           return node.status();
         default:
-          return { ok: false, error: `unknown command ${req.cmd}` };
+          return nodeConsole.run(req.cmd, req.args);
       }
     },
     log,

@@ -64,6 +64,12 @@ export class RoutinePool {
     return this.slots[i]?.restarts ?? 0;
   }
 
+  /** When routine i's current process was started (ms since the epoch); undefined while it is not running. */
+  startedAt(i: number): number | undefined {
+    const slot = this.slots[i];
+    return slot?.child ? slot.lastStart : undefined;
+  }
+
   private spawn(i: number): void {
     const slot = this.slots[i]!;
     const fds = this.opts.fds(i);

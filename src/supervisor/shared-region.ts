@@ -5,7 +5,7 @@
  */
 import type { NebulaConfig } from '../shared/config';
 import { createRegion, type Region } from '../shared/shm/region';
-import { ConntrackTable, conntrackNow, releaseConntrackOwner } from '../shared/state/conntrack';
+import { ConntrackTable, conntrackEntries, conntrackNow, releaseConntrackOwner, type ConntrackEntry } from '../shared/state/conntrack';
 import { COUNTER_COUNT } from '../shared/state/counters';
 import { computeLayout, stampHeader, viewsOver, type RegionCapacities, type RegionViews } from '../shared/state/layout';
 import { TunnelSlots } from '../shared/state/tunnel-slots';
@@ -56,6 +56,11 @@ export class SharedRegion {
   /** Live (unexpired) conntrack entries. */
   conntrackCount(): number {
     return this.conntrack.count(conntrackNow());
+  }
+
+  /** Up to `limit` live conntrack entries (nebula-ctl conntrack). */
+  conntrackEntries(limit: number): ConntrackEntry[] {
+    return conntrackEntries(this.views.conntrack, this.capacities.conntrack, conntrackNow(), limit);
   }
 
   resetConntrack(): void {

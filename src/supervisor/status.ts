@@ -10,17 +10,26 @@ import type { SupervisorCounters } from './counters';
 import type { HandshakeManager } from './handshake-manager';
 import type { HostMap } from './hostmap';
 import type { LiveConfig } from './live-config';
+import type { Logger } from '../shared/log';
 import type { MetricsSource } from './metrics';
 import type { RoutinePool } from './routines';
 import type { SharedRegion } from './shared-region';
+import type { Lighthouse } from './lighthouse';
+import type { Tunnels } from './tunnels';
+import type { RoutineRow } from './console-views';
 
+/** The running parts that status, /metrics and the console commands (console.ts) read or act on. */
 export interface ReportedParts {
   live: LiveConfig;
+  log: Logger;
   region: SharedRegion;
   counters: SupervisorCounters;
   hostmap: HostMap;
   handshakes: HandshakeManager;
+  tunnels: Tunnels;
   routines: RoutinePool;
+  /** The lighthouse address map (list-lighthouse-addrmap, query-lighthouse). */
+  lighthouse: Lighthouse;
   insideName: string;
   listenPort: number;
   /** Routine i's UDP socket (the supervisor keeps its copy); undefined once the sockets are closed. */
@@ -55,19 +64,40 @@ export function nodeStatus(p: ReportedParts): NodeStatus {
     remoteIndex: h.remoteIndex,
     remote: formatEndpoint({ ip: h.remoteIp, port: h.remotePort }),
   }));
-  const routines = p.routines.pids().map((pid, i) => ({
-    routine: i,
-    pid,
-    restarts: p.routines.restarts(i),
-    insideRx: region.routineCounter(i, C['routine.inside.rx_packets']),
-    outsideTx: region.routineCounter(i, C['routine.outside.tx_packets']),
-    outsideRx: region.routineCounter(i, C['routine.outside.rx_packets']),
-    insideTx: region.routineCounter(i, C['routine.inside.tx_packets']),
+  const routines = routineRows(p).map(({ routine, pid, restarts, insideRx, outsideTx, outsideRx, insideTx }) => ({
+    routine,
+    pid: pid ?? undefined,
+    restarts,
+    insideRx,
+    outsideTx,
+    outsideRx,
+    insideTx,
   }));
   const counters: Record<string, number> = {};
   for (const name of COUNTER_NAMES) counters[name] = region.counterTotal(C[name], name);
   for (const [name, value] of p.counters.entries()) if (!(name in counters)) counters[name] = value;
   return { ok: true, vpnIp: formatIPv4(p.live.vpnIp), interface: p.insideName, listenPort: p.listenPort, tunnels, routines, counters };
+}
+
+/** Each routine process: pid and uptime (null while it is being respawned), restarts, its packet counters. */
+export function routineRows(
+  p: { routines: Pick<RoutinePool, 'pids' | 'restarts' | 'startedAt'>; region: Pick<SharedRegion, 'routineCounter'> },
+  now = Date.now(),
+): RoutineRow[] {
+  const { region } = p;
+  return p.routines.pids().map((pid, i) => {
+    const startedAt = p.routines.startedAt(i);
+    return {
+      routine: i,
+      pid: pid ?? null,
+      uptimeSeconds: pid === undefined || startedAt === undefined ? null : Math.floor((now - startedAt) / 1000),
+      restarts: p.routines.restarts(i),
+      insideRx: region.routineCounter(i, C['routine.inside.rx_packets']),
+      insideTx: region.routineCounter(i, C['routine.inside.tx_packets']),
+      outsideRx: region.routineCounter(i, C['routine.outside.rx_packets']),
+      outsideTx: region.routineCounter(i, C['routine.outside.tx_packets']),
+    };
+  });
 }
 
 export function metricsSource(p: ReportedParts): MetricsSource {

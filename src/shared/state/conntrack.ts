@@ -249,6 +249,45 @@ export class ConntrackTable {
   }
 }
 
+/** One conntrack entry as `nebula-ctl conntrack` lists it. */
+export interface ConntrackEntry extends FlowKey {
+  incoming: boolean;
+  rulesVersion: number;
+  /** Seconds until it expires (unless a packet refreshes it). */
+  expiresIn: number;
+}
+
+/**
+ * Up to `limit` live, unexpired entries, in table order: a snapshot for the operator (O(capacity), never on the data
+ * path). Read without a lock: an entry whose key is being written, or was rewritten while it was read, is left out.
+ */
+export function conntrackEntries(table: Int32Array, capacity: number, now: number, limit: number): ConntrackEntry[] {
+  const out: ConntrackEntry[] = [];
+  for (let i = 0; i < capacity && out.length < limit; i++) {
+    const base = i * CONNTRACK_WORDS;
+    const s = Atomics.load(table, base + W_SEQ);
+    if ((s & OWNER_MASK) !== 0 && (s & REFRESHING) === 0) continue; // the key itself may be changing
+    if (table[base + W_STATE] !== LIVE || table[base + W_EXPIRY]! < now) continue;
+    const ports = table[base + W_PORTS]!;
+    const proto = table[base + W_PROTO]!;
+    const entry: ConntrackEntry = {
+      localIp: table[base + W_LOCAL]! >>> 0,
+      remoteIp: table[base + W_REMOTE]! >>> 0,
+      localPort: ports >>> 16,
+      remotePort: ports & 0xffff,
+      proto: proto & 0xff,
+      fragment: (proto & 0x100) !== 0,
+      incoming: (proto & 0x200) !== 0,
+      rulesVersion: table[base + W_VERSION]!,
+      expiresIn: table[base + W_EXPIRY]! - now,
+    };
+    // As lookup's readers: whole if nothing was written meanwhile, or only a refresh that leaves the key alone.
+    const after = Atomics.load(table, base + W_SEQ);
+    if (after === s || ((after & REFRESHING) !== 0 && (after & ~OWNER_MASK) === (s & ~OWNER_MASK))) out.push(entry);
+  }
+  return out;
+}
+
 /**
  * A writer died (routine crash): every entry it held mid-write may be torn, so delete it and free its seqlock.
  * Run by the supervisor before the routine is respawned. Returns how many entries were freed.
