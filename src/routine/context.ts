@@ -43,6 +43,12 @@ export class RoutineCounters {
   }
 }
 
+/** What `firewallCheck` found. */
+export type FirewallOutcome = typeof FW_PASS | typeof FW_MALFORMED | typeof FW_REFUSED;
+export const FW_PASS = 0;
+export const FW_MALFORMED = 1;
+export const FW_REFUSED = 2;
+
 export class DatapathContext {
   readonly routine: number;
   readonly vpnIp: number;
@@ -79,18 +85,19 @@ export class DatapathContext {
   }
 
   /**
-   * Parses `buf[0..len)` into ctx.pkt and runs the firewall for it in one direction; a malformed or refused packet
-   * is counted under its reason and false is returned.
+   * Parses `buf[0..len)` into ctx.pkt and runs the firewall for it in one direction: FW_PASS, or FW_MALFORMED /
+   * FW_REFUSED, counted under the reason. Only a refused packet may be answered with a reject (Go does not answer
+   * what it cannot parse).
    */
-  firewallAllows(t: RoutineTunnel, buf: Buffer, len: number, incoming: boolean): boolean {
+  firewallCheck(t: RoutineTunnel, buf: Buffer, len: number, incoming: boolean): FirewallOutcome {
     if (!parseIPv4Packet(buf, len, incoming, this.pkt)) {
       this.counters.inc(C['routine.dropped.malformed']);
-      return false;
+      return FW_MALFORMED;
     }
     const verdict = this.gate.check(this.pkt, incoming, t.firewallPeer);
-    if (verdict === ALLOW) return true;
+    if (verdict === ALLOW) return FW_PASS;
     this.counters.inc(verdict);
-    return false;
+    return FW_REFUSED;
   }
 
   /**

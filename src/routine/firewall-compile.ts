@@ -10,5 +10,7 @@ export function compileFirewall(update: FirewallUpdate, setup: RoutineSetup): Fi
     conntrack: { tcp_timeout: update.tcpTimeout, udp_timeout: update.udpTimeout, default_timeout: update.defaultTimeout },
     rulesVersion: update.version,
     defaultLocalCidrAny: update.defaultLocalCidrAny,
+    inboundAction: update.inboundAction,
+    outboundAction: update.outboundAction,
   });
 }

@@ -2,11 +2,13 @@
  * Inside -> outside (Go nebula's inside.go): an IP packet read from this routine's inside queue is routed to a peer
  * (its VPN IP, or the gateway of an unsafe route), checked by the outbound firewall, sealed on the peer's tunnel and
  * queued for this routine's UDP socket. A packet for a peer without a tunnel is parked and a tunnel is requested.
+ * With outbound_action reject, a refused or unroutable packet is answered on the inside (reject.ts).
  */
 import { TYPE_MESSAGE } from '../shared/protocol/header';
 import { C } from '../shared/state/counters';
-import type { DatapathContext } from './context';
+import { FW_PASS, FW_REFUSED, type DatapathContext } from './context';
 import type { OutboundParking } from './outbound-parking';
+import type { Rejecter } from './reject';
 import type { RoutineTunnel } from './tunnel-registry';
 
 /** Minimum IPv4 header. */
@@ -18,6 +20,7 @@ export class InsideToOutside {
   constructor(
     private readonly ctx: DatapathContext,
     private readonly parking: OutboundParking,
+    private readonly reject: Rejecter,
   ) {
     this.broadcast = (ctx.vpnNet | ~ctx.vpnMask) >>> 0;
   }
@@ -31,7 +34,10 @@ export class InsideToOutside {
     if (ctx.setup.dropMulticast && dst >>> 28 === 14) return;
     if (ctx.setup.dropLocalBroadcast && dst === this.broadcast) return;
     const via = this.routeFor(dst);
-    if (via < 0) return;
+    if (via < 0) {
+      this.reject.unroutable(buf, len);
+      return;
+    }
     const t = ctx.tunnels.forVpnIp(via);
     if (t === undefined) {
       const r = this.parking.park(via, buf, len, ctx.clock());
@@ -42,13 +48,18 @@ export class InsideToOutside {
       }
       return;
     }
-    this.sendData(t, buf, len);
+    const outcome = ctx.firewallCheck(t, buf, len, false);
+    if (outcome === FW_PASS) ctx.send(t, TYPE_MESSAGE, 0, buf, len, C['routine.outside.tx_packets']);
+    else if (outcome === FW_REFUSED) this.reject.toInside(buf, len);
   }
 
-  /** Outbound firewall, then seal and queue. Also used for packets parked until their tunnel came up. */
+  /**
+   * A packet parked until its tunnel came up: outbound firewall, then seal and queue. Refused, it is dropped without
+   * a reject, as Go drops a cached packet (sendMessageNow).
+   */
   sendData(t: RoutineTunnel, buf: Buffer, len: number): void {
     const ctx = this.ctx;
-    if (!ctx.firewallAllows(t, buf, len, false)) return;
+    if (ctx.firewallCheck(t, buf, len, false) !== FW_PASS) return;
     ctx.send(t, TYPE_MESSAGE, 0, buf, len, C['routine.outside.tx_packets']);
   }
 

@@ -67,6 +67,8 @@ export class UnderlayOutbox implements DatagramOutbox {
 export class InsideOutbox {
   private readonly batch: PacketBatch;
   private count = 0;
+  /** False without an inside (tun.disabled): nothing may be committed then. */
+  readonly hasInside: boolean;
 
   constructor(
     private readonly queue: InsideQueue | null,
@@ -75,6 +77,7 @@ export class InsideOutbox {
     private readonly counters: RoutineCounters,
   ) {
     this.batch = new PacketBatch(queue ? capacity : 1, bufferBytes);
+    this.hasInside = queue !== null;
   }
 
   buffer(): Buffer {

@@ -3,7 +3,7 @@
  * set the routines enforce. Everything else reads them through the getters here at the moment it needs them, so
  * that a reload (reload.ts), which replaces them, reaches new tunnels, respawned routines and reports alike.
  */
-import { loadConfig, logConfigWarnings, type NebulaConfig } from '../shared/config';
+import { ConfigError, loadConfig, logConfigWarnings, vpnNetworkIssues, type NebulaConfig } from '../shared/config';
 import { describeRules } from '../shared/firewall';
 import { loadCABundle, loadHostCertAndKey, type CAPool, type HostPki } from '../shared/pki';
 import type { FirewallUpdate } from '../shared/ipc/messages';
@@ -31,6 +31,8 @@ export class LiveConfig {
     const first = this.hostPki.cert.details.ips[0]!;
     this.vpnIp = first.ip >>> 0;
     this.vpnMask = first.mask >>> 0;
+    const issues = vpnNetworkIssues(this.cfg, { ip: this.vpnIp, mask: this.vpnMask });
+    if (issues.length > 0) throw new ConfigError(issues);
     this.rules = firewallUpdate(this.cfg, 0);
     this.rulesHash = describeRules(this.cfg.firewall.outbound, this.cfg.firewall.inbound).hash;
   }
@@ -97,5 +99,7 @@ function firewallUpdate(cfg: NebulaConfig, version: number): FirewallUpdate {
     udpTimeout: fw.conntrack.udp_timeout,
     defaultTimeout: fw.conntrack.default_timeout,
     defaultLocalCidrAny: fw.default_local_cidr_any,
+    inboundAction: fw.inbound_action,
+    outboundAction: fw.outbound_action,
   };
 }

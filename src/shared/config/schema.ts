@@ -35,6 +35,7 @@ import {
   toStr,
 } from './fields';
 import type { AllowList, SendRecvError, StatsType } from './types';
+import type { FirewallAction } from '../firewall/firewall';
 
 const MINUTE = 60_000;
 
@@ -160,6 +161,9 @@ const firewallRule = z.unknown().transform((v, ctx) => {
   return { rule: parsed.rule, warnings: parsed.warnings };
 });
 
+/** Stricter than Go, which warns and drops on an unknown value: a typo in a security setting is refused. */
+const FIREWALL_ACTIONS = ['drop', 'reject'] as const satisfies readonly FirewallAction[];
+
 const optStr = () => scalar<string | undefined>(toStr, () => undefined);
 
 export const configSchema = section({
@@ -239,6 +243,9 @@ export const configSchema = section({
     inbound: list(firewallRule),
     /** Nebula 1.9+: whether a rule without local_cidr covers our unsafe networks too (see firewall/table.ts). */
     default_local_cidr_any: bool(true),
+    /** Nebula 1.7+: what a refused packet gets: nothing (drop) or a TCP RST / ICMP unreachable (reject). */
+    inbound_action: oneOf('drop', FIREWALL_ACTIONS),
+    outbound_action: oneOf('drop', FIREWALL_ACTIONS),
   }),
   sshd: section({
     enabled: bool(false),

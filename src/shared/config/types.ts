@@ -8,6 +8,7 @@
  */
 import type { LogFormat, LogLevel } from '../log';
 import type { FirewallRule } from '../firewall/rule';
+import type { FirewallAction } from '../firewall/firewall';
 
 export type Cipher = 'aes' | 'chachapoly';
 export type SendRecvError = 'always' | 'never' | 'private';
@@ -122,6 +123,9 @@ export interface FirewallConfig {
    * before local_cidr existed; Nebula 1.10 defaults to false.
    */
   default_local_cidr_any: boolean;
+  /** Nebula 1.7+: `drop` (default) or `reject` (TCP RST / ICMP unreachable to the sender), per direction. */
+  inbound_action: FirewallAction;
+  outbound_action: FirewallAction;
 }
 
 export interface SshdUser {

@@ -11,6 +11,11 @@ import { FirewallPeer, LocalDefault, RuleTable } from './table';
 
 export type FirewallDirection = 'in' | 'out';
 export type FirewallVerdict = 'allow' | 'drop_remote_ip' | 'drop_local_ip' | 'drop_no_rule';
+/**
+ * What happens to a refused packet (`firewall.inbound_action` / `outbound_action`, Nebula 1.7+): dropped silently,
+ * or dropped and answered with a TCP RST / ICMP unreachable (reject-packet.ts).
+ */
+export type FirewallAction = 'drop' | 'reject';
 
 /** Our own cert's addresses: a packet's local IP must be one of them (or inside a subnet). */
 export interface FirewallLocal {
@@ -43,6 +48,9 @@ export interface FirewallOptions {
    * whether a rule without local_cidr also covers our unsafe networks. See LocalDefault in table.ts.
    */
   defaultLocalCidrAny?: boolean;
+  /** `firewall.inbound_action` / `outbound_action` (absent: drop). */
+  inboundAction?: FirewallAction;
+  outboundAction?: FirewallAction;
 }
 
 const DEFAULT_TIMEOUTS: ConntrackTimeouts = { tcp_timeout: 12 * 60_000, udp_timeout: 3 * 60_000, default_timeout: 10 * 60_000 };
@@ -80,6 +88,10 @@ export class Firewall {
   /** 16-bit counter stamped on conntrack entries; the owner bumps it on reload. */
   rulesVersion: number;
   readonly timeouts: Readonly<ConntrackTimeouts>;
+  /** Whether a refused inbound packet is answered to its sender through the tunnel (inbound_action: reject). */
+  readonly rejectInbound: boolean;
+  /** Whether a refused outbound packet is answered to the local sender on the inside (outbound_action: reject). */
+  readonly rejectOutbound: boolean;
   private readonly inRules: RuleTable;
   private readonly outRules: RuleTable;
   private readonly localIps: readonly number[];
@@ -97,6 +109,8 @@ export class Firewall {
     this.rulesHash = hash;
     this.rulesVersion = (opts.rulesVersion ?? 0) & 0xffff;
     this.timeouts = Object.freeze({ ...DEFAULT_TIMEOUTS, ...opts.conntrack });
+    this.rejectInbound = opts.inboundAction === 'reject';
+    this.rejectOutbound = opts.outboundAction === 'reject';
     this.localIps = [...opts.local.ips];
     this.localSubnets = [...opts.local.subnets];
   }

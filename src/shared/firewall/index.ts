@@ -1,4 +1,7 @@
-/** Public surface of the firewall: rule parsing, the compiled matcher and the allocation-free packet parser. */
+/**
+ * Public surface of the firewall: rule parsing, the compiled matcher, the allocation-free packet parser and the reject
+ * builder.
+ */
 export {
   FirewallRule,
   ParsedRule,
@@ -14,10 +17,12 @@ export {
 } from './rule';
 export { FirewallPacket, newFirewallPacket, parseIPv4Packet } from './packet';
 export { FirewallPeer } from './table';
+export { buildRejectPacket, MAX_REJECT_PACKET_LEN } from './reject-packet';
 export {
   Firewall,
   FirewallDirection,
   FirewallVerdict,
+  FirewallAction,
   FirewallLocal,
   FirewallOptions,
   ConntrackTimeouts,

@@ -57,6 +57,13 @@ export const COUNTER_NAMES = [
   // syscalls that failed: datagrams the socket refused, packets the inside queue refused
   'routine.outside.tx_errors',
   'routine.inside.tx_errors',
+  // firewall.inbound_action / outbound_action reject (Go counts none): answers to refused packets, inbound ones
+  // counted once the socket took them (sealed back to the sender), outbound ones once queued for the inside
+  'routine.firewall.incoming.rejects_sent',
+  'routine.firewall.outgoing.rejects_sent',
+  // relay frames (nebula-spec §5.8) this routine verified: for a tunnel of ours (terminal), or passed on (forwarded)
+  'routine.relay.rx_terminal',
+  'routine.relay.forwarded',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

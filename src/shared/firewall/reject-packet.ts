@@ -1,0 +1,142 @@
+/**
+ * The answer to a packet the firewall refuses when `firewall.inbound_action` / `outbound_action` is `reject`
+ * (Nebula 1.7+, iputil/packet.go CreateRejectPacket): a TCP RST for TCP, an ICMP "destination unreachable,
+ * communication administratively prohibited" (type 3, code 13) for everything else. Byte for byte what Go builds:
+ *
+ * - IPv4 header: 20 bytes, no options, TOS 0, id 0, no flags, TTL 64, source and destination swapped.
+ * - TCP RST (20 bytes, no options, window 0): ports swapped. If the refused segment carried ACK, the RST's seq is its
+ *   ack number and the RST carries no ACK; otherwise seq is 0 and the RST ACKs seq + SYN + FIN + payload length,
+ *   as netfilter's REJECT does (nf_reject_ipv4.c).
+ * - ICMP: the original IP header (with its options) and the first 8 bytes after it, quoted. Never in answer to an
+ *   ICMP error (types 3, 4, 5, 11, 12), so two nodes cannot bounce errors at each other.
+ * - Nothing for a non-first fragment (it has no transport header to answer).
+ *
+ * The overlay is IPv4 only: IPv6 never reaches the firewall (the data path drops it first), so it is not answered.
+ * Writes into a caller-owned buffer and allocates nothing: it runs on the packet path.
+ */
+
+const IPV4_HEADER_LEN = 20;
+const TCP_HEADER_LEN = 20;
+const ICMP_HEADER_LEN = 8;
+const PROTO_ICMP = 1;
+const PROTO_TCP = 6;
+const TCP_FIN = 0x01;
+const TCP_SYN = 0x02;
+const TCP_RST = 0x04;
+const TCP_ACK = 0x10;
+/** ICMP types that are errors themselves: destination unreachable, source quench, redirect, time exceeded, parameter problem. */
+const ICMP_ERROR_TYPES = [3, 4, 5, 11, 12];
+export const ICMP_DEST_UNREACHABLE = 3;
+export const ICMP_CODE_ADMIN_PROHIBITED = 13;
+export const REJECT_TTL = 64;
+
+/** Largest reject built: IPv4 header + ICMP header + the quoted header (at most 60 bytes) + 8 bytes of it. */
+export const MAX_REJECT_PACKET_LEN = IPV4_HEADER_LEN + ICMP_HEADER_LEN + 60 + 8;
+
+/**
+ * Builds the reject for the IPv4 packet in `packet[0..len)` into `out` and returns its length, or 0 when nothing is
+ * to be sent (not IPv4, truncated, a non-first fragment, an ICMP error, or `out` too small).
+ */
+export function buildRejectPacket(packet: Uint8Array, len: number, out: Uint8Array): number {
+  if (len > packet.length) len = packet.length;
+  if (len < IPV4_HEADER_LEN || packet[0]! >> 4 !== 4) return 0;
+  const ihl = (packet[0]! & 0x0f) << 2;
+  if (ihl < IPV4_HEADER_LEN || len < ihl) return 0;
+  if ((packet[6]! & 0x1f) !== 0 || packet[7] !== 0) return 0;
+  return packet[9] === PROTO_TCP ? buildTcpRst(packet, len, ihl, out) : buildIcmpUnreachable(packet, len, ihl, out);
+}
+
+function buildIcmpUnreachable(packet: Uint8Array, len: number, ihl: number, out: Uint8Array): number {
+  if (packet[9] === PROTO_ICMP && len > ihl && ICMP_ERROR_TYPES.includes(packet[ihl]!)) return 0;
+  const quoted = Math.min(len, ihl + 8);
+  const outLen = IPV4_HEADER_LEN + ICMP_HEADER_LEN + quoted;
+  if (outLen > out.length) return 0;
+  writeIPv4Header(packet, out, outLen, PROTO_ICMP);
+  const icmp = IPV4_HEADER_LEN;
+  out[icmp] = ICMP_DEST_UNREACHABLE;
+  out[icmp + 1] = ICMP_CODE_ADMIN_PROHIBITED;
+  out.fill(0, icmp + 2, icmp + ICMP_HEADER_LEN); // checksum, then the unused word
+  out.set(packet.subarray(0, quoted), icmp + ICMP_HEADER_LEN);
+  writeU16(out, icmp + 2, internetChecksum(out, icmp, outLen, 0));
+  return outLen;
+}
+
+function buildTcpRst(packet: Uint8Array, len: number, ihl: number, out: Uint8Array): number {
+  const outLen = IPV4_HEADER_LEN + TCP_HEADER_LEN;
+  if (len < ihl + TCP_HEADER_LEN || outLen > out.length) return 0;
+  writeIPv4Header(packet, out, outLen, PROTO_TCP);
+  const flagsIn = packet[ihl + 13]!;
+  let seq = 0;
+  let ack = 0;
+  let flags = TCP_RST;
+  if ((flagsIn & TCP_ACK) !== 0) {
+    seq = readU32(packet, ihl + 8);
+  } else {
+    const payload = len - ihl - ((packet[ihl + 12]! >> 4) << 2);
+    // Go does this in uint32: a data offset beyond the packet wraps, as it does there.
+    ack = (readU32(packet, ihl + 4) + ((flagsIn & TCP_SYN) >> 1) + (flagsIn & TCP_FIN) + payload) >>> 0;
+    flags |= TCP_ACK;
+  }
+  const tcp = IPV4_HEADER_LEN;
+  out[tcp] = packet[ihl + 2]!;
+  out[tcp + 1] = packet[ihl + 3]!;
+  out[tcp + 2] = packet[ihl]!;
+  out[tcp + 3] = packet[ihl + 1]!;
+  writeU32(out, tcp + 4, seq);
+  writeU32(out, tcp + 8, ack);
+  out[tcp + 12] = (TCP_HEADER_LEN >> 2) << 4;
+  out[tcp + 13] = flags;
+  out.fill(0, tcp + 14, tcp + TCP_HEADER_LEN); // window, checksum, urgent pointer
+  writeU16(out, tcp + 16, internetChecksum(out, tcp, outLen, pseudoHeaderSum(out, PROTO_TCP, TCP_HEADER_LEN)));
+  return outLen;
+}
+
+/** A 20-byte header answering `packet`: addresses swapped, everything else fixed, checksum filled in. */
+function writeIPv4Header(packet: Uint8Array, out: Uint8Array, totalLen: number, proto: number): void {
+  out[0] = 0x45;
+  out[1] = 0;
+  writeU16(out, 2, totalLen);
+  out.fill(0, 4, 8); // id, flags, fragment offset
+  out[8] = REJECT_TTL;
+  out[9] = proto;
+  out[10] = 0;
+  out[11] = 0;
+  for (let i = 0; i < 4; i++) {
+    out[12 + i] = packet[16 + i]!;
+    out[16 + i] = packet[12 + i]!;
+  }
+  writeU16(out, 10, internetChecksum(out, 0, IPV4_HEADER_LEN, 0));
+}
+
+/** The unfolded sum of the TCP/UDP pseudo header (source, destination, protocol, length) of the header in `out`. */
+function pseudoHeaderSum(out: Uint8Array, proto: number, length: number): number {
+  let sum = 0;
+  for (let i = 12; i < 20; i += 2) sum += (out[i]! << 8) | out[i + 1]!;
+  return sum + proto + length;
+}
+
+/** RFC 1071 checksum of `buf[start..end)` on top of `initial` (an unfolded partial sum). */
+export function internetChecksum(buf: Uint8Array, start: number, end: number, initial: number): number {
+  let sum = initial;
+  let i = start;
+  for (; i + 1 < end; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
+  if (i < end) sum += buf[i]! << 8;
+  while (sum > 0xffff) sum = (sum >>> 16) + (sum & 0xffff);
+  return ~sum & 0xffff;
+}
+
+function readU32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+function writeU16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 8;
+  b[o + 1] = v & 0xff;
+}
+
+function writeU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
