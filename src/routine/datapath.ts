@@ -24,6 +24,7 @@ import { InsideToOutside } from './inside-to-outside';
 import { OutboundParking } from './outbound-parking';
 import { InsideOutbox, UnderlayOutbox } from './outboxes';
 import { OutsideToInside } from './outside-to-inside';
+import { Rejecter } from './reject';
 import { TunnelRegistry } from './tunnel-registry';
 
 /** Packets taken from one edge per wake-up before the other edge gets its turn. */
@@ -77,15 +78,18 @@ export class Datapath {
       new TunnelRegistry(setup.cipher),
       gate,
       counters,
-      new UnderlayOutbox(deps.underlay, BATCH, packetBytes + HEADER_LEN + TAG_LEN, counters),
+      // Room for a relay frame: the datagram plus an outer header and tag.
+      new UnderlayOutbox(deps.underlay, BATCH, packetBytes + 2 * (HEADER_LEN + TAG_LEN), counters),
       new InsideOutbox(deps.inside, BATCH, packetBytes, counters),
       deps.supervisor,
       deps.clock,
     );
-    this.recvBatch = new DatagramBatch(BATCH, packetBytes + HEADER_LEN + TAG_LEN);
+    this.recvBatch = new DatagramBatch(BATCH, packetBytes + 2 * (HEADER_LEN + TAG_LEN));
     this.readBatch = deps.inside ? new PacketBatch(BATCH, packetBytes) : null;
-    this.toOutside = new InsideToOutside(this.ctx, this.parking);
-    this.toInside = new OutsideToInside(this.ctx, this.early, deps.inside ? null : new EchoResponder(this.ctx));
+    const reject = new Rejecter(this.ctx);
+    this.toOutside = new InsideToOutside(this.ctx, this.parking, reject);
+    this.toInside = new OutsideToInside(this.ctx, this.early, deps.inside ? null : new EchoResponder(this.ctx), reject, packetBytes + HEADER_LEN + TAG_LEN);
+    this.toInside.relays.setRoutes(setup.relays ?? []);
     this.lastSweep = deps.clock();
     for (const t of setup.tunnels) this.control({ type: 'tunnelUp', tunnel: t });
   }
@@ -162,6 +166,9 @@ export class Datapath {
         return true;
       case 'firewall':
         this.installFirewall(msg.firewall);
+        return true;
+      case 'relays':
+        this.toInside.relays.setRoutes(msg.relays);
         return true;
       case 'shutdown':
         return false;

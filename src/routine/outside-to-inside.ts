@@ -1,15 +1,17 @@
 /**
  * Outside -> inside (Go nebula's outside.go): a datagram from this routine's UDP socket is parsed, matched to a
  * tunnel by our local index, checked against the replay window, decrypted and recorded; then data goes through the
- * inbound firewall to the inside queue, a test request is answered, and other meta packets go to the supervisor.
+ * inbound firewall to the inside queue (refused with inbound_action reject: answered to the peer, reject.ts), a test
+ * request is answered, and other meta packets go to the supervisor.
  * Handshakes and recvErrors go to the supervisor raw. A datagram for an index we do not know yet is held briefly
  * (early-arrivals.ts) and answered with a recvError if its tunnel never comes.
  */
-import type { MetaPacket } from '../shared/ipc/messages';
+import type { MetaPacket, RelayRoute } from '../shared/ipc/messages';
 import { sockaddrIPv4, sockaddrPort } from '../shared/native/sockaddr';
 import {
   HEADER_LEN,
   HEADER_VERSION,
+  SUBTYPE_MESSAGE_RELAY,
   SUBTYPE_TEST_REPLY,
   SUBTYPE_TEST_REQUEST,
   TYPE_CLOSE_TUNNEL,
@@ -23,24 +25,41 @@ import {
 import { REPLAY_DUPLICATE, REPLAY_WINDOW } from '../shared/protocol/replay-window';
 import { C } from '../shared/state/counters';
 import { SLOT_BUSY } from '../shared/state/tunnel-slots';
-import type { DatapathContext } from './context';
+import { FW_PASS, FW_REFUSED, type DatapathContext } from './context';
 import type { EarlyArrivals } from './early-arrivals';
 import type { EchoResponder } from './echo-responder';
 import { HandshakeLimiter } from './handshake-limiter';
+import type { Rejecter } from './reject';
+import { RelayFrames } from './relay-frames';
 import type { RoutineTunnel } from './tunnel-registry';
 
 export class OutsideToInside {
   private readonly handshakes: HandshakeLimiter;
   private readonly recvErrors: HandshakeLimiter;
+  /** Relay frames: verified here, their content handed back to `handle` with `via` set while it runs. */
+  readonly relays: RelayFrames;
+  /** The relay the datagram being handled came through (undefined: straight from the underlay). */
+  private via: RelayRoute | undefined;
 
   constructor(
     private readonly ctx: DatapathContext,
     private readonly early: EarlyArrivals,
     /** Set when there is no inside device (tun.disabled): the routine answers pings to its own VPN IP. */
     private readonly echo: EchoResponder | null,
+    private readonly reject: Rejecter,
+    /** The largest datagram a relay frame may carry. */
+    maxDatagram: number,
   ) {
     this.handshakes = new HandshakeLimiter(ctx.clock());
     this.recvErrors = new HandshakeLimiter(ctx.clock());
+    this.relays = new RelayFrames(ctx, maxDatagram, (inner, innerLen, from, via) => {
+      this.via = via;
+      try {
+        this.handle(inner, innerLen, from);
+      } finally {
+        this.via = undefined;
+      }
+    });
   }
 
   /** One datagram from the underlay in buf[0..len), sent from `from` (sockaddr_in). */
@@ -93,11 +112,17 @@ export class OutsideToInside {
         return;
     }
     if (type === TYPE_MESSAGE && subtype !== 0) {
-      counters.inc(C['messages.rx.other']); // relayed frames: relays are not supported yet
+      // A relay frame (never inside another one: relays are one hop); other subtypes are unknown.
+      if (subtype === SUBTYPE_MESSAGE_RELAY && this.via === undefined) this.relays.handle(buf, len, from, localIndex, counter);
+      else counters.inc(C['messages.rx.other']);
       return;
     }
 
     const t = ctx.tunnels.byLocalIndex(localIndex);
+    if (t === undefined && this.via !== undefined) {
+      counters.inc(C['routine.dropped.no_tunnel']); // relayed: no address to hold it for or to answer
+      return;
+    }
     if (t === undefined) {
       // Perhaps a tunnel the supervisor is installing right now: hold it briefly (early-arrivals.ts).
       if (this.early.hold(localIndex, buf, len, from, ctx.clock())) return;
@@ -134,7 +159,7 @@ export class OutsideToInside {
     if (update > 0) counters.add(C['network.packets.lost'], update);
     ctx.slots.markRx(t.slot);
     const fromPort = sockaddrPort(from);
-    if (fromIp !== t.remoteIp || fromPort !== t.remotePort) {
+    if (this.via === undefined && (fromIp !== t.remoteIp || fromPort !== t.remotePort)) {
       // Roaming: an authenticated packet from a new address moves the tunnel there (after decryption, unlike 1.6.1).
       t.setRemote(fromIp, fromPort);
       ctx.post({ type: 'roamed', routine: ctx.routine, localIndex, remoteIp: fromIp, remotePort: fromPort });
@@ -166,7 +191,11 @@ export class OutsideToInside {
   /** A decrypted overlay packet in plain[0..len) from tunnel t: inbound firewall, then the inside. */
   private deliver(t: RoutineTunnel, plain: Buffer, len: number): void {
     const ctx = this.ctx;
-    if (!ctx.firewallAllows(t, plain, len, true)) return;
+    const outcome = ctx.firewallCheck(t, plain, len, true);
+    if (outcome !== FW_PASS) {
+      if (outcome === FW_REFUSED) this.reject.toPeer(t, plain, len);
+      return;
+    }
     ctx.counters.inc(C['routine.outside.rx_packets']);
     if (this.echo === null) {
       ctx.insideOut.commit(len);
@@ -188,6 +217,7 @@ export class OutsideToInside {
       fromPort: sockaddrPort(from),
       data: Uint8Array.prototype.slice.call(data, 0, len),
     };
+    if (this.via !== undefined) packet.via = { relayVpnIp: this.via.fromVpnIp, remoteIndex: this.via.remoteIndex };
     this.ctx.post({ type: 'meta', routine: this.ctx.routine, packet });
   }
 }

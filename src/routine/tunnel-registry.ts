@@ -17,6 +17,11 @@ export class RoutineTunnel {
   readonly firewallPeer: FirewallPeer;
   remoteIp = 0;
   remotePort = 0;
+  /**
+   * Set while the tunnel is relayed (nebula-spec §5.8): its datagrams go in relay frames on the tunnel to the relay
+   * host, looked up at each send. An authenticated datagram from a direct address makes it direct (setRemote).
+   */
+  via: { readonly remoteIndex: number; relayTunnel(): RoutineTunnel | undefined } | undefined;
 
   constructor(
     readonly slot: number,
@@ -34,6 +39,7 @@ export class RoutineTunnel {
   }
 
   setRemote(ip: number, port: number): void {
+    if (ip !== 0) this.via = undefined;
     this.remoteIp = ip >>> 0;
     this.remotePort = port;
     fillSockaddrIn(this.remoteSockaddr, ip, port);
@@ -55,6 +61,8 @@ export class TunnelRegistry {
     this.removeByIndex(t.localIndex);
     const tunnel = new RoutineTunnel(t.slot, t.localIndex, t.remoteIndex, t.vpnIp, t.peer, this.cipher, t.sendKey, t.recvKey);
     tunnel.setRemote(t.remoteIp, t.remotePort);
+    const via = t.via;
+    if (via) tunnel.via = { remoteIndex: via.remoteIndex, relayTunnel: () => this.byVpnIp.get(via.relayVpnIp) };
     this.byIndex.set(t.localIndex, tunnel);
     // The newest tunnel to a VPN IP carries outbound traffic; an older one still decrypts until it is removed.
     this.byVpnIp.set(t.vpnIp, tunnel);

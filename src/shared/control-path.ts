@@ -2,7 +2,7 @@
  * Where a node's control socket is by default, and how nebula-ctl finds it: the one rule, used by the node (the
  * config default of `control.socket`) and by nebula-ctl (a bare `nebula-ctl <command>`).
  *
- *   /run/nebula-ts/netns-<inode>.<dev>.sock
+ *   /run/nebula-ts/netns-<inode>.<dev>.sock     (root; another user: see defaultControlSocketBase)
  *
  * <inode> is the inode of the caller's network namespace (`/proc/self/ns/net`), <dev> is `tun.dev` ("nebula" when
  * empty). Why both:
@@ -19,9 +19,24 @@
  */
 import { lstatSync, readdirSync, statSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 
 export const CONTROL_SOCKET_BASE = '/run/nebula-ts';
+
+/**
+ * Where the default sockets live for this user: /run/nebula-ts for root; an unprivileged node (a rootless lighthouse,
+ * `tun.disabled`) cannot create that, so it uses $XDG_RUNTIME_DIR/nebula-ts, or <tmpdir>/nebula-ts-<uid> without one.
+ * nebula-ctl run as the same user computes the same place. The node refuses a directory that another (non-root)
+ * user owns (control-socket.ts), so a directory planted in /tmp cannot capture its socket.
+ */
+export function defaultControlSocketBase(uid = process.getuid?.() ?? 0, env: NodeJS.ProcessEnv = process.env): string {
+  if (uid === 0) return CONTROL_SOCKET_BASE;
+  // Only a runtime directory of our own: an environment inherited across setpriv/su can name root's.
+  const xdg = env.XDG_RUNTIME_DIR;
+  if (xdg && ownedBy(xdg, uid)) return path.join(xdg, 'nebula-ts');
+  return path.join(os.tmpdir(), `nebula-ts-${uid}`);
+}
 const SUFFIX = '.sock';
 
 export interface ControlPathOptions {
@@ -29,6 +44,14 @@ export interface ControlPathOptions {
   base?: string;
   /** Network namespace inode; default: this process's. null: unknown (no /proc). */
   netnsInode?: number | null;
+}
+
+function ownedBy(dir: string, uid: number): boolean {
+  try {
+    return statSync(dir).uid === uid;
+  } catch {
+    return false;
+  }
 }
 
 /** Inode of this process's network namespace, or null when /proc/self/ns/net cannot be read. */
@@ -42,7 +65,7 @@ export function currentNetnsInode(): number | null {
 
 function resolveOptions(opts: ControlPathOptions): { base: string; prefix: string } {
   const ino = opts.netnsInode === undefined ? currentNetnsInode() : opts.netnsInode;
-  return { base: opts.base ?? CONTROL_SOCKET_BASE, prefix: ino === null ? '' : `netns-${ino}.` };
+  return { base: opts.base ?? defaultControlSocketBase(), prefix: ino === null ? '' : `netns-${ino}.` };
 }
 
 /** The default `control.socket` of a node whose `tun.dev` is `dev`. */

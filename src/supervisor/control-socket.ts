@@ -68,6 +68,11 @@ export class ControlSocket {
     const dir = path.dirname(p);
     // Created 0700 when missing (every missing level); an existing directory is left as it is.
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const owner = lstatSync(dir).uid;
+    const uid = process.getuid?.() ?? 0;
+    if (owner !== uid && owner !== 0) {
+      throw new Error(`control socket directory ${dir} belongs to another user (uid ${owner}); refusing to put the control socket there`);
+    }
     const unlock = await lockDirectory(dir);
     try {
       await this.replaceIfStale();

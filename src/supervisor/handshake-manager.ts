@@ -16,7 +16,7 @@ import type { MetaPacket } from '../shared/ipc/messages';
 import type { HostMap, HostInfo, NewTunnel } from './hostmap';
 import type { SupervisorCounters } from './counters';
 import type { CAPool } from '../shared/pki';
-import { buildStage1, DENIED, errText, logFailure, openHandshakePayload } from './handshake-messages';
+import { buildStage1, DENIED, errText, logFailure, openHandshakePayload, remoteOf, type HandshakePath } from './handshake-messages';
 import { respondToStage1 } from './handshake-responder';
 import { Histogram } from './histogram';
 import type { RemoteAllowList } from '../shared/allow-list';
@@ -32,9 +32,17 @@ export interface HandshakeEnv {
   tryIntervalMs: number;
   retries: number;
   counters: SupervisorCounters;
-  /** Known underlay addresses of a VPN IP (static_host_map for now). */
+  /** Known underlay addresses of a VPN IP (static_host_map, the lighthouses' answers, past tunnels). */
   addressesFor(vpnIp: number): Endpoint[];
-  sendUdp(buf: Buffer, to: Endpoint): void;
+  /**
+   * Asks the lighthouses where `vpnIp` is (no-op on a lighthouse, without lighthouses, or when asked recently): called
+   * whenever an attempt knows one address or none, as Go's handshake manager does.
+   */
+  queryLighthouse?(vpnIp: number): void;
+  /** A handshake datagram to an address, or back through the relay it came by. */
+  sendUdp(buf: Buffer, to: HandshakePath): void;
+  /** Each attempt also goes through the relays the peer named (relay-manager.ts); absent: none. */
+  relayHandshake?(vpnIp: number, stage1: Buffer): void;
   /**
    * Installs a completed tunnel (host map + routines), replacing any older tunnel to the same host. Undefined when
    * it was refused (the host map is full).
@@ -76,10 +84,23 @@ export class HandshakeManager {
     return this.pending.forVpnIp(vpnIp) !== undefined;
   }
 
-  /** Starts a handshake to `vpnIp` unless a tunnel or a pending handshake already exists. */
-  start(vpnIp: number): void {
+  /**
+   * Starts a handshake to `vpnIp` unless a tunnel or a pending handshake already exists; `address` (nebula-ctl
+   * create-tunnel -address) is tried besides the known ones.
+   */
+  start(vpnIp: number, address?: Endpoint): void {
     if (this.env.hostmap.get(vpnIp)) return;
-    this.initiate(vpnIp);
+    this.initiate(vpnIp, address);
+  }
+
+  /** The handshakes we are waiting on (nebula-ctl list-pending-hostmap). */
+  pendingHandshakes(): readonly Readonly<Pending>[] {
+    return this.pending.all();
+  }
+
+  /** The underlay addresses known for `vpnIp`: what a handshake to it tries (nebula-ctl list-hostmap). */
+  knownAddresses(vpnIp: number): Endpoint[] {
+    return this.env.addressesFor(vpnIp);
   }
 
   /**
@@ -87,21 +108,36 @@ export class HandshakeManager {
    * the new tunnel replaces the old one (install), as a newer handshake does on the peer (Go 1.6.1 takes it too).
    */
   rekey(h: HostInfo): void {
-    this.initiate(h.vpnIp, { ip: h.remoteIp, port: h.remotePort });
+    this.initiate(h.vpnIp, h.relay ? undefined : { ip: h.remoteIp, port: h.remotePort });
   }
 
-  private initiate(vpnIp: number, knownAddress?: Endpoint): void {
+  /** A relayed tunnel looks for a direct path: a fresh handshake to the host's direct addresses only. */
+  tryDirect(vpnIp: number): void {
+    this.initiate(vpnIp, undefined, true);
+  }
+
+  private initiate(vpnIp: number, knownAddress?: Endpoint, directOnly = false): void {
     const env = this.env;
     if (vpnIp === env.vpnIp || this.pending.forVpnIp(vpnIp)) return;
     const localIndex = env.hostmap.allocateIndex();
     const pki = env.pki();
     const noise = createInitiator({ cipher: env.cipher, staticPrivate: pki.privateKey });
     const packet = buildStage1(noise, pki.cert, localIndex);
-    const p: Pending = { vpnIp, localIndex, noise, packet, attempts: 0, startedAt: process.hrtime.bigint(), knownAddress };
+    const p: Pending = { vpnIp, localIndex, noise, packet, attempts: 0, startedAt: process.hrtime.bigint(), knownAddress, directOnly };
     this.pending.add(p);
     env.counters.inc('handshake_manager.initiated');
     // A static host is tried at once (nebula-spec §3.6); later attempts back off linearly.
     this.attempt(p);
+  }
+
+  /**
+   * A lighthouse answered about `vpnIp` (Go's handshakeTrigger): a pending handshake that has not reached any address
+   * yet is sent to the addresses now known at once, without waiting for its timer (which keeps running). Once a
+   * stage 1 went out, answers do not hurry it further (Go: "a lighthouse could cause us to aggressively send").
+   */
+  trigger(vpnIp: number): void {
+    const p = this.pending.forVpnIp(vpnIp);
+    if (p && !p.sent && p.attempts < this.env.retries) this.sendStage1(p);
   }
 
   private attempt(p: Pending): void {
@@ -119,15 +155,26 @@ export class HandshakeManager {
       this.drop(p);
       return;
     }
+    this.sendStage1(p);
+    p.timer = setTimeout(() => this.attempt(p), p.attempts * env.tryIntervalMs);
+    p.timer.unref();
+  }
+
+  /** One attempt: stage 1 to every address known now; a lighthouse query when that is one address or none. */
+  private sendStage1(p: Pending): void {
+    const env = this.env;
     p.attempts++;
     const addrs = [...env.addressesFor(p.vpnIp)];
     const known = p.knownAddress;
     if (known && !addrs.some((a) => a.ip === known.ip && a.port === known.port)) addrs.push(known);
+    if (addrs.length <= 1) env.queryLighthouse?.(p.vpnIp);
+    if (!p.directOnly) env.relayHandshake?.(p.vpnIp, p.packet);
     for (const a of addrs) {
       env.sendUdp(p.packet, a);
       env.counters.inc('messages.tx.handshake_ixpsk0');
     }
     if (addrs.length > 0) {
+      p.sent = true;
       env.log.info('Handshake message sent', {
         vpnIp: formatIPv4(p.vpnIp),
         udpAddrs: addrs.map(addr),
@@ -137,8 +184,6 @@ export class HandshakeManager {
     } else {
       env.log.debug('No known address for host, waiting', { vpnIp: formatIPv4(p.vpnIp) });
     }
-    p.timer = setTimeout(() => this.attempt(p), p.attempts * env.tryIntervalMs);
-    p.timer.unref();
   }
 
   private drop(p: Pending): void {
@@ -159,9 +204,9 @@ export class HandshakeManager {
   onPacket(m: MetaPacket): void {
     const data = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
     if (m.subtype !== 0) return;
-    const from = { ip: m.fromIp, port: m.fromPort };
+    const from: HandshakePath = { ip: m.fromIp, port: m.fromPort, via: m.via };
     // Go's HandleIncomingHandshake: a first look before the peer's VPN IP is known (remote_allow_list only).
-    if (this.env.remoteAllowList && !this.env.remoteAllowList().allowUnknownVpnIp(from.ip)) {
+    if (!from.via && this.env.remoteAllowList && !this.env.remoteAllowList().allowUnknownVpnIp(from.ip)) {
       this.env.log.debug(DENIED, { udpAddr: addr(from) });
       return;
     }
@@ -169,7 +214,7 @@ export class HandshakeManager {
     else if (m.counter === 2) this.complete(data, m.localIndex, from);
   }
 
-  private complete(data: Buffer, localIndex: number, from: Endpoint): void {
+  private complete(data: Buffer, localIndex: number, from: HandshakePath): void {
     const env = this.env;
     const p = this.pending.forIndex(localIndex);
     if (!p) {
@@ -178,7 +223,7 @@ export class HandshakeManager {
       return;
     }
     // Go's ixHandshakeStage2: a reply from a denied address is ignored and the handshake stays pending (retries).
-    if (env.remoteAllowList && !env.remoteAllowList().allow(p.vpnIp, from.ip)) {
+    if (!from.via && env.remoteAllowList && !env.remoteAllowList().allow(p.vpnIp, from.ip)) {
       env.log.debug(DENIED, { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from) });
       return;
     }
@@ -224,8 +269,7 @@ export class HandshakeManager {
       sendKey: keys.sendKey,
       recvKey: keys.recvKey,
       cert,
-      remoteIp: from.ip,
-      remotePort: from.port,
+      ...remoteOf(from),
       handshakeTime: details.time,
       initiatedLocally: true,
     });

@@ -4,7 +4,9 @@
  * then validate the cert against the CA pool and the Noise static key). The handshake manager decides what to do;
  * this module only knows the bytes.
  */
+import type { ViaRelay } from '../shared/ipc/messages';
 import type { Logger } from '../shared/log';
+import type { Endpoint } from '../shared/util/endpoint';
 import type { NoiseIXHandshake } from '../shared/noise';
 import { marshalCertForHandshake, validateHandshakeCert, type CAPool, type NebulaCertificate } from '../shared/pki';
 import { HEADER_LEN, TYPE_HANDSHAKE, writeHeader } from '../shared/protocol/header';
@@ -78,4 +80,16 @@ export const DENIED = 'lighthouse.remote_allow_list denied incoming handshake';
 export function logFailure(log: Logger, failure: { message: string; error?: string; level: 'error' | 'info' }, base: Record<string, unknown>, stage: 1 | 2): void {
   const fields = failure.error === undefined ? { ...base } : { ...base, error: failure.error };
   log[failure.level](failure.message, { ...fields, handshake: { stage, style: 'ix_psk0' } });
+}
+
+/**
+ * Where a handshake datagram came from, and so where its answer goes: an underlay address, or (`via`) a relay, in
+ * which case the address is the relay host's and the tunnel made is relayed (no remote of its own, no allow list:
+ * the relay host's tunnel passed it).
+ */
+export type HandshakePath = Endpoint & { via?: ViaRelay };
+
+/** The NewTunnel fields for a tunnel made over `from`. */
+export function remoteOf(from: HandshakePath): { remoteIp: number; remotePort: number; relay?: ViaRelay } {
+  return from.via ? { remoteIp: 0, remotePort: 0, relay: from.via } : { remoteIp: from.ip, remotePort: from.port };
 }

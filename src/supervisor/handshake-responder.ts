@@ -5,10 +5,10 @@
  */
 import { createResponder } from '../shared/noise';
 import { HEADER_LEN } from '../shared/protocol/header';
-import { formatEndpoint as addr, type Endpoint } from '../shared/util/endpoint';
+import { formatEndpoint as addr } from '../shared/util/endpoint';
 import { formatIPv4 } from '../shared/util/ipv4';
 import type { HandshakeEnv } from './handshake-manager';
-import { buildStage2, DENIED, errText, logFailure, openHandshakePayload } from './handshake-messages';
+import { buildStage2, DENIED, errText, logFailure, openHandshakePayload, remoteOf, type HandshakePath } from './handshake-messages';
 import type { Pending } from './pending-handshakes';
 
 /** What the responder needs of the handshake manager: its environment and its pending (initiated) handshakes. */
@@ -18,7 +18,7 @@ export interface Responder {
   drop(p: Pending): void;
 }
 
-export function respondToStage1(r: Responder, data: Buffer, from: Endpoint): void {
+export function respondToStage1(r: Responder, data: Buffer, from: HandshakePath): void {
 const env = r.env;
   const noiseMsg = data.subarray(HEADER_LEN);
   const pki = env.pki();
@@ -52,7 +52,7 @@ const env = r.env;
     return;
   }
   // Now with the VPN IP from the cert: its remote_allow_ranges list applies too (Go's ixHandshakeStage1).
-  if (env.remoteAllowList && !env.remoteAllowList().allow(vpnIp, from.ip)) {
+  if (!from.via && env.remoteAllowList && !env.remoteAllowList().allow(vpnIp, from.ip)) {
     env.log.debug(DENIED, { vpnIp: formatIPv4(vpnIp), udpAddr: addr(from) });
     return;
   }
@@ -98,8 +98,7 @@ const env = r.env;
     sendKey: keys.sendKey,
     recvKey: keys.recvKey,
     cert,
-    remoteIp: from.ip,
-    remotePort: from.port,
+    ...remoteOf(from),
     handshakeTime: details.time,
     stage1: Buffer.from(noiseMsg),
     stage2Reply: reply,

@@ -7,6 +7,7 @@ import { randomInt } from 'node:crypto';
 import type { TunnelSlots } from '../shared/state/tunnel-slots';
 import type { NebulaCertificate } from '../shared/pki';
 import type { PacketCipher } from '../shared/crypto';
+import type { ViaRelay } from '../shared/ipc/messages';
 
 export interface HostInfo {
   vpnIp: number;
@@ -30,10 +31,16 @@ export interface HostInfo {
   remoteSockaddr: Buffer;
   recvErrors: number;
   createdAt: number;
+  /** A relayed tunnel (nebula-spec §5.8): the relay host and the index it knows our side by; remote is then 0:0. */
+  relay?: ViaRelay;
+  /** What sendOnTunnel needs of that relay (set by tunnels.ts at install). */
+  via?: { readonly remoteIndex: number; relayTunnel(): HostInfo | undefined };
+  /** The last roam: when, and the address it left (roaming straight back is suppressed for a while). */
+  lastRoam?: { at: number; from: { ip: number; port: number } };
 }
 
 /** What a completed handshake knows of a tunnel; installing it (tunnels.ts) adds the slot, the cipher and the rest. */
-export type NewTunnel = Omit<HostInfo, 'slot' | 'encrypt' | 'remoteSockaddr' | 'recvErrors' | 'createdAt'>;
+export type NewTunnel = Omit<HostInfo, 'slot' | 'encrypt' | 'remoteSockaddr' | 'recvErrors' | 'createdAt' | 'lastRoam' | 'via'>;
 
 /** A freed slot is not reused for a while: a routine may still be finishing a packet on it. */
 const SLOT_QUARANTINE_MS = 5000;

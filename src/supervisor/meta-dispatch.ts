@@ -1,15 +1,17 @@
 /**
  * What the routines hand up over IPC, routed to the module that owns it: handshakes to the handshake manager,
  * tunnel requests and roaming to the tunnel lifecycle, routine log lines to our log, and the meta packets the
- * supervisor acts on itself (closeTunnel, recvError). A new meta-packet handler (lighthouse, relays) plugs in here.
+ * supervisor acts on itself (closeTunnel, recvError, lighthouse). A new meta-packet handler (relays) plugs in here.
  */
 import type { MetaPacket, RoutineToSupervisor } from '../shared/ipc/messages';
 import type { Logger, LogLevel } from '../shared/log';
-import { TYPE_CLOSE_TUNNEL, TYPE_HANDSHAKE, TYPE_LIGHTHOUSE, TYPE_RECV_ERROR } from '../shared/protocol/header';
+import { TYPE_CLOSE_TUNNEL, TYPE_CONTROL, TYPE_HANDSHAKE, TYPE_LIGHTHOUSE, TYPE_RECV_ERROR } from '../shared/protocol/header';
 import { formatIPv4 } from '../shared/util/ipv4';
 import { formatEndpoint } from '../shared/util/endpoint';
 import type { HandshakeManager } from './handshake-manager';
 import type { HostMap } from './hostmap';
+import type { LighthouseHandler } from './lighthouse-handler';
+import type { RelayManager } from './relay-manager';
 import type { Tunnels } from './tunnels';
 
 export interface MetaDispatchEnv {
@@ -17,6 +19,8 @@ export interface MetaDispatchEnv {
   hostmap: HostMap;
   handshakes: HandshakeManager;
   tunnels: Tunnels;
+  lighthouse: LighthouseHandler;
+  relays: RelayManager;
 }
 
 export class MetaDispatch {
@@ -58,9 +62,18 @@ export class MetaDispatch {
         this.env.tunnels.remove(h);
         return;
       }
-      case TYPE_LIGHTHOUSE:
-        log.debug('Lighthouse message ignored (lighthouse support is not implemented yet)', { from: formatIPv4(p.fromIp) });
+      case TYPE_CONTROL: {
+        // Relay set-up (NebulaControl), authenticated like lighthouse messages.
+        const h = hostmap.byLocalIndex(p.localIndex);
+        if (h) this.env.relays.onControl(h.vpnIp, Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength));
         return;
+      }
+      case TYPE_LIGHTHOUSE: {
+        // Authenticated: decrypted with the key of the tunnel it names, so the sender is that tunnel's peer.
+        const h = hostmap.byLocalIndex(p.localIndex);
+        if (h) this.env.lighthouse.onMessage(h.vpnIp, Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength));
+        return;
+      }
       default:
         return;
     }

@@ -19,6 +19,7 @@ import { SK_MEMINFO_FIELDS } from '../shared/native/libc';
 import { HISTOGRAM_TYPES, type HistogramType } from './histogram';
 import type { NebulaConfig } from '../shared/config';
 import type { Logger } from '../shared/log';
+import { LIGHTHOUSE_EXTRAS, LIGHTHOUSE_METRICS } from './lighthouse-metrics';
 import { parseHostPort } from '../shared/util/host-port';
 
 export interface MetricsSource {
@@ -62,7 +63,10 @@ export function buildRegistry(cfg: NebulaConfig['stats'], src: MetricsSource, ve
     gauge(name, () => src.counterTotal(C[name], name));
   }
   // Counters only the supervisor keeps (handshakes it initiated or gave up on).
-  for (const name of ['handshake_manager.initiated', 'handshake_manager.timed_out']) {
+  const supervisorOnly = ['handshake_manager.initiated', 'handshake_manager.timed_out', ...LIGHTHOUSE_EXTRAS];
+  if (cfg.lighthouse_metrics) supervisorOnly.push(...LIGHTHOUSE_METRICS);
+  if (cfg.message_metrics) supervisorOnly.push('messages.tx.punchy');
+  for (const name of supervisorOnly) {
     gauge(name, () => sumOf(src.supervisorCounters(), name));
   }
   for (const name of Object.keys(src.gauges())) gauge(name, () => src.gauges()[name] ?? 0);

@@ -4,47 +4,23 @@
  * concern (lighthouse, punchy, relays) is one more part built in `assemble` and wired to the ones it talks to.
  * Everything long-lived is created before any routine is forked and kept for the supervisor's whole life.
  */
-import type { NebulaConfig } from '../shared/config';
+import { sectionChanged, type NebulaConfig } from '../shared/config';
 import type { Logger } from '../shared/log';
-import { formatCidr } from '../shared/util/ipv4';
-import { ConnectionManager } from './connection-manager';
+import { formatCidr, formatIPv4 } from '../shared/util/ipv4';
+import { assemble, type Running } from './assemble';
 import { SupervisorCounters } from './counters';
-import { HandshakeManager } from './handshake-manager';
-import { disconnectIfInvalid } from './invalid-certs';
-import { remoteAllowListOf, type RemoteAllowList } from '../shared/allow-list';
-import { HostMap, type HostInfo } from './hostmap';
-import type { Inside } from './inside/inside';
-import { selectInside } from './inside/select';
+import { DnsService } from './dns-service';
 import { LiveConfig } from './live-config';
-import { MetaDispatch } from './meta-dispatch';
 import type { MetricsSource } from './metrics';
-import { Rekeyer } from './rekey';
 import { reloadConfig, type ReloadResult } from './reload';
-import { routineSetup } from './routine-setup';
-import { RoutinePool } from './routines';
-import { SharedRegion } from './shared-region';
 import { StaticHosts } from './static-hosts';
 import { metricsSource, nodeStatus, type NodeStatus, type ReportedParts } from './status';
-import { Tunnels } from './tunnels';
-import { Underlay } from './underlay';
-
-/** What start() builds, in the order it builds it. */
-interface Running {
-  region: SharedRegion;
-  hostmap: HostMap;
-  inside: Inside;
-  underlay: Underlay;
-  tunnels: Tunnels;
-  handshakes: HandshakeManager;
-  connections: ConnectionManager;
-  rekeyer: Rekeyer;
-  routines: RoutinePool;
-}
 
 export class SupervisorNode {
   private readonly live: LiveConfig;
   private readonly counters = new SupervisorCounters();
   private running?: Running;
+  private dns?: DnsService;
   private stopped = false;
 
   /** Loads and validates the config and the PKI; throws when either is bad. */
@@ -66,12 +42,19 @@ export class SupervisorNode {
   async start(): Promise<void> {
     const cfg = this.live.config;
     const staticHosts = await StaticHosts.resolve(cfg.static_host_map, this.log);
-    const running = this.assemble(cfg, staticHosts);
+    const running = assemble(cfg, { live: this.live, log: this.log, counters: this.counters, staticHosts });
     this.running = running;
     await running.inside.activate();
     await running.routines.start();
     running.connections.start();
     running.rekeyer.start();
+    running.lighthouse.start();
+    running.punchy?.start();
+    running.directPaths.start();
+    if (running.dnsRecords) {
+      this.dns = new DnsService({ log: this.log, records: running.dnsRecords, vpnIp: this.live.vpnIp, vpnMask: this.live.vpnMask, config: () => this.live.config });
+      await this.dns.start();
+    }
     this.log.info('Nebula interface is active', {
       interface: running.inside.name,
       network: formatCidr({ ip: this.live.vpnIp, mask: this.live.vpnMask }),
@@ -85,71 +68,6 @@ export class SupervisorNode {
     for (const ip of staticHosts.vpnIps()) running.handshakes.start(ip);
   }
 
-  /** Creates the region, the inside and the sockets, and wires every part; nothing runs yet. */
-  private assemble(cfg: NebulaConfig, staticHosts: StaticHosts): Running {
-    const { live, log, counters } = this;
-    const region = new SharedRegion(cfg, counters);
-    // Read at each use: a reload that changes lighthouse.remote_allow_list / remote_allow_ranges applies at once.
-    const remoteAllowList = (): RemoteAllowList => remoteAllowListOf(live.config.lighthouse);
-    const hostmap = new HostMap(region.slots, region.capacities.tunnels);
-    const inside = selectInside(cfg, live.vpnIp, live.vpnMask, log);
-    let underlay: Underlay;
-    try {
-      underlay = new Underlay(cfg.listen, cfg.routines);
-    } catch (err) {
-      inside.close();
-      throw err;
-    }
-    const tunnels = new Tunnels({
-      log,
-      counters,
-      hostmap,
-      slots: region.slots,
-      outbox: underlay.outbox,
-      live,
-      broadcast: (msg) => routines.broadcast(msg),
-      remoteAllowList,
-    });
-    const handshakes = new HandshakeManager({
-      log,
-      cipher: cfg.cipher,
-      pki: () => live.pki,
-      vpnIp: live.vpnIp,
-      hostmap,
-      tryIntervalMs: cfg.handshakes.try_interval,
-      retries: cfg.handshakes.retries,
-      counters,
-      // As Go drops static_host_map addresses the remote allow list denies (lighthouse.addStaticRemote).
-      addressesFor: (ip) => staticHosts.addressesFor(ip).filter((a) => remoteAllowList().allow(ip, a.ip)),
-      sendUdp: (buf, to) => underlay.send(buf, buf.length, to),
-      install: (h) => tunnels.install(h),
-      sendTest: (h) => tunnels.sendTest(h),
-      remoteAllowList,
-    });
-    // pki.disconnect_invalid is read at start (as in Go); the CA pool and blocklist at every check.
-    const invalidCerts = { enabled: cfg.pki.disconnect_invalid, log, caPool: () => live.caPool, close: (h: HostInfo) => tunnels.teardown(h, true) };
-    const connections = new ConnectionManager({
-      hostmap,
-      aliveIntervalMs: cfg.timers.connection_alive_interval,
-      pendingDeletionMs: cfg.timers.pending_deletion_interval,
-      sendTest: (h) => tunnels.sendTest(h),
-      dead: (h) => tunnels.dead(h),
-      closedInvalid: (h, now) => disconnectIfInvalid(invalidCerts, h, now),
-    });
-    const dispatch = new MetaDispatch({ log, hostmap, handshakes, tunnels });
-    const routines = new RoutinePool({
-      count: cfg.routines,
-      capacities: region.capacities,
-      fds: (i) => ({ udp: underlay.fd(i), inside: inside.queueFd(i), region: region.fd }),
-      setup: (i) => routineSetup(i, { live, insideKind: inside.kind, tunnels: () => [...hostmap.hosts()].map((h) => tunnels.tunnelInstall(h)) }),
-      onMessage: (m) => dispatch.onRoutineMessage(m),
-      onDied: (i) => region.releaseRoutine(i),
-      log,
-    });
-    const rekeyer = new Rekeyer({ log, hostmap, handshakes });
-    return { region, hostmap, inside, underlay, tunnels, handshakes, connections, rekeyer, routines };
-  }
-
   /** SIGHUP / nebula-ctl reload: validate the whole file first; a bad file changes nothing. */
   reload(): ReloadResult {
     return reloadConfig({
@@ -161,7 +79,24 @@ export class SupervisorNode {
       // says: that option governs the periodic check); a new cert or key re-handshakes every tunnel (re-key path).
       disconnectInvalidPeers: () => (this.running ? this.running.tunnels.closeInvalid(this.log, () => this.live.caPool) : 0),
       rehandshakeAll: () => this.running?.rekeyer.rekeyAll() ?? 0,
+      adopted: (previous, next) => this.adopted(previous, next),
     });
+  }
+
+  /** After a reload: the lighthouse's update timer, the DNS responder's address, new static hosts. */
+  private adopted(previous: NebulaConfig, next: NebulaConfig): void {
+    const running = this.running;
+    if (!running) return;
+    running.lighthouse.reloaded();
+    void this.dns?.reloaded();
+    if (sectionChanged(previous, next, 'static_host_map')) {
+      // Names are resolved again (Go resolves the whole map at each reload); new static hosts are handshaked.
+      void StaticHosts.resolve(next.static_host_map, this.log).then((hosts) => {
+        if (this.stopped) return;
+        running.lighthouse.setStaticHosts(hosts);
+        for (const ip of hosts.vpnIps()) if (!(formatIPv4(ip) in previous.static_host_map)) running.handshakes.start(ip);
+      });
+    }
   }
 
   /** Closes every tunnel (telling the peers), stops the routines, then releases the inside and the sockets. */
@@ -172,6 +107,10 @@ export class SupervisorNode {
     if (!running) return;
     running.connections.stop();
     running.rekeyer.stop();
+    running.lighthouse.stop();
+    running.punchy?.stop();
+    running.directPaths.stop();
+    await this.dns?.stop();
     running.handshakes.stop();
     running.tunnels.closeAll();
     await running.routines.stop();
@@ -189,10 +128,24 @@ export class SupervisorNode {
     return metricsSource(this.reportedParts());
   }
 
-  private reportedParts(): ReportedParts {
+  /** The running parts status, /metrics and the console commands (console.ts) read; throws before start. */
+  reportedParts(): ReportedParts {
     const running = this.running;
     if (!running) throw new Error('the node is not started');
-    const { region, hostmap, handshakes, routines, inside, underlay } = running;
-    return { live: this.live, counters: this.counters, region, hostmap, handshakes, routines, insideName: inside.name, listenPort: underlay.listenPort, udpFd: (i) => underlay.fd(i) };
+    const { region, hostmap, handshakes, tunnels, routines, inside, underlay, lighthouse } = running;
+    return {
+      live: this.live,
+      log: this.log,
+      counters: this.counters,
+      region,
+      hostmap,
+      handshakes,
+      tunnels,
+      routines,
+      lighthouse,
+      insideName: inside.name,
+      listenPort: underlay.listenPort,
+      udpFd: (i) => underlay.fd(i),
+    };
   }
 }

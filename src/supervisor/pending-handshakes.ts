@@ -16,6 +16,10 @@ export interface Pending {
   timer?: NodeJS.Timeout;
   /** The address of the tunnel being re-keyed (tried besides the static ones). */
   knownAddress?: Endpoint;
+  /** A stage 1 has gone to at least one address (a lighthouse answer no longer hurries this handshake). */
+  sent?: boolean;
+  /** Only direct addresses (a relayed tunnel looking for a direct path), never through a relay. */
+  directOnly?: boolean;
 }
 
 export class PendingHandshakes {

@@ -10,8 +10,8 @@
  * verify against the pool in force (CA removed, blocklisted, expired) are disconnected at once, and a new host cert or
  * key makes every tunnel re-handshake with it (the re-key path: the new tunnel replaces the old one, no traffic lost).
  */
-import { loadConfig, logConfigWarnings, sectionChanged, diffRequiresRestart, type NebulaConfig } from '../shared/config';
-import { bumpRulesVersion } from '../shared/firewall';
+import { ConfigError, loadConfig, logConfigWarnings, vpnNetworkIssues, sectionChanged, diffRequiresRestart, type NebulaConfig } from '../shared/config';
+import { bumpRulesVersion, type FirewallAction } from '../shared/firewall';
 import { loadHostCertAndKey, type CAPool, type HostPki } from '../shared/pki';
 import type { FirewallUpdate } from '../shared/ipc/messages';
 import type { Logger } from '../shared/log';
@@ -26,7 +26,14 @@ export interface ReloadResult {
   changed: string[];
   /** Applied, but with a part kept as it was (a bad host cert with a good CA bundle): one message each. */
   errors?: string[];
-  firewall?: { oldHash: string; hash: string; rulesVersion: number };
+  firewall?: {
+    oldHash: string;
+    hash: string;
+    rulesVersion: number;
+    /** firewall.inbound_action / outbound_action, old and new (they are not part of the rules hash). */
+    inboundAction: { old: FirewallAction; new: FirewallAction };
+    outboundAction: { old: FirewallAction; new: FirewallAction };
+  };
   pki?: { ca: boolean; cert: boolean };
   /** Tunnels that were re-handshaked with the new certificate. */
   rehandshaked?: number;
@@ -49,7 +56,20 @@ export interface ReloadEnv {
   disconnectInvalidPeers?(): number;
   /** Starts a fresh handshake (with the cert in force) for every tunnel; the count. */
   rehandshakeAll?(): number;
+  /** The new config is in force: parts that keep state derived from it (lighthouse timers, DNS, static hosts) follow. */
+  adopted?(previous: NebulaConfig, next: NebulaConfig): void;
 }
+
+/** Reloadable keys read at each use, announced as Go announces them (lighthouse.go reload, punchy.go reload). */
+const ANNOUNCED = [
+  'lighthouse.hosts',
+  'lighthouse.interval',
+  'lighthouse.advertise_addrs',
+  'lighthouse.local_allow_list',
+  'lighthouse.dns',
+  'punchy.respond',
+  'punchy.delay',
+] as const;
 
 /** Top-level sections, besides those reported with more detail. */
 const SECTIONS = ['listen', 'tun', 'static_host_map', 'handshakes', 'timers', 'tunnels', 'cipher', 'routines', 'stats', 'control'] as const;
@@ -61,6 +81,8 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
   try {
     const loaded = loadConfig(live.configPath);
     next = loaded.config;
+    const issues = vpnNetworkIssues(next, { ip: live.vpnIp, mask: live.vpnMask });
+    if (issues.length > 0) throw new ConfigError(issues);
     logConfigWarnings(log, loaded.warnings, 'reload');
   } catch (err) {
     return failed(log, err);
@@ -108,10 +130,17 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
     log.info('lighthouse.remote_allow_list and/or lighthouse.remote_allow_ranges has changed');
     changed.push('lighthouse.remote_allow_list');
   }
+  for (const key of ANNOUNCED) {
+    if (!sectionChanged(current, next, key)) continue;
+    log.info(`${key} has changed`);
+    changed.push(key);
+  }
+  env.adopted?.(current, next);
   const result: ReloadResult = { ok: true, changed, pki: { ca: caChanged, cert: certChanged } };
   if (sectionChanged(current, next, 'firewall')) {
     const version = bumpRulesVersion(live.firewall.version);
     const oldHash = live.firewallHash;
+    const oldActions = { inbound: live.firewall.inboundAction ?? 'drop', outbound: live.firewall.outboundAction ?? 'drop' };
     live.replaceFirewall(version);
     if (version === 0) {
       // Entries stamped 0 a full wrap ago would otherwise pass as current without re-verification.
@@ -119,9 +148,17 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
       env.resetConntrack();
     }
     env.broadcastFirewall(live.firewall);
-    log.info('New firewall has been installed', { firewallHash: live.firewallHash, oldFirewallHash: oldHash, rulesVersion: version });
+    const inboundAction = { old: oldActions.inbound, new: next.firewall.inbound_action };
+    const outboundAction = { old: oldActions.outbound, new: next.firewall.outbound_action };
+    log.info('New firewall has been installed', {
+      firewallHash: live.firewallHash,
+      oldFirewallHash: oldHash,
+      rulesVersion: version,
+      inboundAction: inboundAction.new,
+      outboundAction: outboundAction.new,
+    });
     changed.push('firewall');
-    result.firewall = { oldHash, hash: live.firewallHash, rulesVersion: version };
+    result.firewall = { oldHash, hash: live.firewallHash, rulesVersion: version, inboundAction, outboundAction };
   }
   if (caChanged) log.info('Trusted CA pool has been reloaded', { cas: [...ca.caPool.cas.values()].map((c) => c.details.name), blocklist: ca.caPool.blocklist.size });
   if (certChanged) log.info('Client cert refreshed from disk', { cert: own.cert.details.name, fingerprint: own.cert.fingerprint(), groups: own.cert.details.groups });
@@ -143,7 +180,13 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
 /** One line: what changed, the firewall hashes, the PKI parts, tunnels re-handshaked and peers disconnected. */
 export function summarize(r: ReloadResult): string {
   const parts: string[] = [r.changed.length > 0 ? `${r.changed.join(', ')} changed` : 'nothing changed'];
-  if (r.firewall) parts.push(`firewall ${r.firewall.oldHash} -> ${r.firewall.hash} (rules version ${r.firewall.rulesVersion})`);
+  if (r.firewall) {
+    const f = r.firewall;
+    let actions = '';
+    if (f.inboundAction.old !== f.inboundAction.new) actions += `, inbound_action ${f.inboundAction.old} -> ${f.inboundAction.new}`;
+    if (f.outboundAction.old !== f.outboundAction.new) actions += `, outbound_action ${f.outboundAction.old} -> ${f.outboundAction.new}`;
+    parts.push(`firewall ${f.oldHash} -> ${f.hash} (rules version ${f.rulesVersion}${actions})`);
+  }
   if (r.pki && (r.pki.ca || r.pki.cert)) parts.push(`pki: ${[r.pki.ca ? 'ca reloaded' : '', r.pki.cert ? 'cert reloaded' : ''].filter(Boolean).join(', ')}`);
   if (r.errors?.length) parts.push(`kept the running cert: ${r.errors.join('; ')}`);
   if (r.rehandshaked) parts.push(`${r.rehandshaked} tunnel${r.rehandshaked === 1 ? '' : 's'} re-handshaked`);

@@ -2,7 +2,7 @@
  * The `setup` message a routine gets at every (re)spawn: everything it needs to run its data path, taken from the
  * running config at that moment, with every tunnel that exists, so a respawned routine carries on at once.
  */
-import type { RoutineSetup, TunnelInstall } from '../shared/ipc/messages';
+import type { RelayRoute, RoutineSetup, TunnelInstall } from '../shared/ipc/messages';
 import { parseCidr, parseIPv4 } from '../shared/util/ipv4';
 import type { InsideKind } from './inside/inside';
 import type { LiveConfig } from './live-config';
@@ -12,6 +12,8 @@ export interface RoutineSetupSource {
   insideKind: InsideKind;
   /** Every installed tunnel, in IPC form. */
   tunnels(): TunnelInstall[];
+  /** The established relay indexes (relay-manager.ts). */
+  relays(): RelayRoute[];
 }
 
 export function routineSetup(i: number, src: RoutineSetupSource): RoutineSetup {
@@ -38,6 +40,7 @@ export function routineSetup(i: number, src: RoutineSetupSource): RoutineSetup {
     dropMulticast: cfg.tun.drop_multicast,
     firewall: live.firewall,
     tunnels: src.tunnels(),
+    relays: src.relays(),
     logLevel: cfg.logging.level,
     logFormat: cfg.logging.format,
   };

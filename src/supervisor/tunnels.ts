@@ -10,7 +10,7 @@ import type { Logger } from '../shared/log';
 import { allocSockaddrIn, fillSockaddrIn } from '../shared/native/sockaddr';
 import { SUBTYPE_TEST_REQUEST, TYPE_CLOSE_TUNNEL, TYPE_TEST } from '../shared/protocol/header';
 import type { TunnelSlots } from '../shared/state/tunnel-slots';
-import { sendOnTunnel, type DatagramOutbox } from '../shared/tunnel/send';
+import { sendOnTunnel, sendRelayFrame, type DatagramOutbox } from '../shared/tunnel/send';
 import { formatIPv4 } from '../shared/util/ipv4';
 import { testHooks } from '../shared/test-hooks';
 import { formatEndpoint } from '../shared/util/endpoint';
@@ -34,7 +34,19 @@ export interface TunnelsEnv {
   broadcast(msg: SupervisorToRoutine): void;
   /** lighthouse.remote_allow_list / remote_allow_ranges as they are now: a tunnel never roams to a denied address. */
   remoteAllowList?: () => RemoteAllowList;
+  /** Told of every tunnel installed, removed or moved (lighthouse, meta sender, DNS). */
+  events?: TunnelEvents;
 }
+
+export interface TunnelEvents {
+  up(h: HostInfo): void;
+  /** `h` is gone; `replaced` when a newer tunnel to the same host took its place. */
+  down(h: HostInfo, replaced: boolean): void;
+  roamed(h: HostInfo): void;
+}
+
+/** Go's RoamingSuppressSeconds: roaming straight back to the previous address within this is ignored. */
+export const ROAM_SUPPRESS_MS = 2000;
 
 const NO_PAYLOAD = Buffer.alloc(0);
 /** A full host map is logged at most this often (every refusal is counted): a retrying peer must not flood the log. */
@@ -70,19 +82,24 @@ export class Tunnels {
     const remoteSockaddr = allocSockaddrIn();
     fillSockaddrIn(remoteSockaddr, base.remoteIp, base.remotePort);
     const h: HostInfo = { ...base, slot, encrypt, remoteSockaddr, recvErrors: 0, createdAt: now };
+    const relay = base.relay;
+    if (relay) h.via = { remoteIndex: relay.remoteIndex, relayTunnel: () => hostmap.get(relay.relayVpnIp) };
     const previous = hostmap.add(h);
     this.env.broadcast({ type: 'tunnelUp', tunnel: this.tunnelInstall(h) });
     if (previous) {
       log.info('Taking new handshake', { vpnIp: formatIPv4(h.vpnIp), oldIndex: previous.localIndex, newIndex: h.localIndex });
       this.remove(previous);
     }
+    this.env.events?.up(h);
     return h;
   }
 
   /** Removes a tunnel without telling the peer. */
   remove(h: HostInfo): void {
+    if (this.env.hostmap.byLocalIndex(h.localIndex) !== h) return;
     this.env.hostmap.remove(h, Date.now());
     this.env.broadcast({ type: 'tunnelDown', localIndex: h.localIndex });
+    this.env.events?.down(h, this.env.hostmap.get(h.vpnIp) !== undefined);
   }
 
   /** Removes a tunnel if it is still installed; with `sendClose` the peer is told first (graceful shutdown). */
@@ -114,23 +131,38 @@ export class Tunnels {
    * copy. Each further packet from the denied address repeats this round trip; the data itself was authenticated,
    * so it is still delivered, as in Go (only the tunnel's remote is refused).
    */
-  roamed(localIndex: number, remoteIp: number, remotePort: number): void {
+  roamed(localIndex: number, remoteIp: number, remotePort: number, now = Date.now()): void {
     const h = this.env.hostmap.byLocalIndex(localIndex);
     if (!h || (h.remoteIp === remoteIp && h.remotePort === remotePort)) return;
-    if (this.env.remoteAllowList && !this.env.remoteAllowList().allow(h.vpnIp, remoteIp)) {
-      this.env.log.debug('lighthouse.remote_allow_list denied roaming', {
-        vpnIp: formatIPv4(h.vpnIp),
-        certName: h.cert.details.name,
-        newAddr: formatEndpoint({ ip: remoteIp, port: remotePort }),
-      });
+    const fields = { vpnIp: formatIPv4(h.vpnIp), certName: h.cert.details.name, newAddr: formatEndpoint({ ip: remoteIp, port: remotePort }) };
+    const back = h.lastRoam !== undefined && h.lastRoam.from.ip === remoteIp && h.lastRoam.from.port === remotePort;
+    if (back && now - h.lastRoam!.at < ROAM_SUPPRESS_MS) {
+      this.env.log.debug('Suppressing roam back to previous remote', fields);
       this.env.broadcast({ type: 'remoteChanged', localIndex: h.localIndex, remoteIp: h.remoteIp, remotePort: h.remotePort });
       return;
     }
+    if (this.env.remoteAllowList && !this.env.remoteAllowList().allow(h.vpnIp, remoteIp)) {
+      this.env.log.debug('lighthouse.remote_allow_list denied roaming', fields);
+      // A relayed tunnel is put back as a whole (the routine dropped its relay when it roamed).
+      if (h.relay) this.env.broadcast({ type: 'tunnelUp', tunnel: this.tunnelInstall(h) });
+      else this.env.broadcast({ type: 'remoteChanged', localIndex: h.localIndex, remoteIp: h.remoteIp, remotePort: h.remotePort });
+      return;
+    }
+    h.lastRoam = { at: now, from: { ip: h.remoteIp, port: h.remotePort } };
     this.env.log.info('Host roamed to new udp ip/port.', {
       vpnIp: formatIPv4(h.vpnIp),
       udpAddr: formatEndpoint({ ip: h.remoteIp, port: h.remotePort }),
       newAddr: formatEndpoint({ ip: remoteIp, port: remotePort }),
     });
+    this.moveTo(h, remoteIp, remotePort);
+    this.env.events?.roamed(h);
+  }
+
+  /** Points the tunnel (ours and every routine's copy) at a new remote. */
+  moveTo(h: HostInfo, remoteIp: number, remotePort: number): void {
+    if (h.relay) this.env.log.info('Relayed tunnel moved to a direct path', { vpnIp: formatIPv4(h.vpnIp), relay: formatIPv4(h.relay.relayVpnIp) });
+    h.relay = undefined;
+    h.via = undefined;
     h.remoteIp = remoteIp;
     h.remotePort = remotePort;
     fillSockaddrIn(h.remoteSockaddr, remoteIp, remotePort);
@@ -162,6 +194,7 @@ export class Tunnels {
       remoteIp: h.remoteIp,
       remotePort: h.remotePort,
       peer: this.peerIdentity(h),
+      ...(h.relay ? { via: { ...h.relay } } : {}),
     };
   }
 
@@ -177,8 +210,13 @@ export class Tunnels {
     };
   }
 
-  /** An empty-payload packet on `h`; false when its counter space is spent (nothing is sent then). */
-  private send(h: HostInfo, type: number, subtype: number): boolean {
-    return sendOnTunnel(this.env.slots, h, type, subtype, NO_PAYLOAD, 0, 0, this.env.outbox);
+  /** A complete datagram in a relay frame on `h` (the tunnel to the relay host) to relay index `remoteIndex`. */
+  sendFrame(h: HostInfo, remoteIndex: number, datagram: Buffer): boolean {
+    return sendRelayFrame(this.env.slots, h, remoteIndex, datagram, 0, datagram.length, this.env.outbox);
+  }
+
+  /** A packet on `h` (empty payload by default); false when its counter space is spent (nothing is sent then). */
+  send(h: HostInfo, type: number, subtype: number, payload: Buffer = NO_PAYLOAD): boolean {
+    return sendOnTunnel(this.env.slots, h, type, subtype, payload, 0, payload.length, this.env.outbox);
   }
 }

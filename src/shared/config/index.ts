@@ -7,3 +7,4 @@ export { diffRequiresRestart, sectionChanged } from './diff';
 export { parseGoDuration, formatGoDuration } from './duration';
 export type * from './types';
 export { DEVICE_KEYS, REFUSED_KEYS, unsupportedKeys } from './unsupported';
+export { vpnNetworkIssues } from './vpn-network';

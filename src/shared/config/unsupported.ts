@@ -4,16 +4,16 @@
  * refused with the key path and the reason, so `-test` fails and a reload keeps the running config, instead of the
  * node silently behaving otherwise. The defaults themselves are accepted: they ask for nothing.
  *
- * What is refused is the switch that asks for a missing subsystem (am_lighthouse, hosts, serve_dns, punch, relays,
- * sshd.enabled, graphite, ...). Its sub-keys (lighthouse.interval, dns.host/port, punchy.delay, sshd.listen, the
- * graphite prefix/host/protocol, handshakes.trigger_buffer) are accepted: with the switch off they do nothing in
- * Go nebula either, and Nebula's own example config sets some of them, so existing configs keep loading. When a
- * feature is implemented, its entries go.
+ * What is refused is the switch that asks for a missing subsystem (sshd.enabled, graphite, ...).
+ * Its sub-keys (sshd.listen, the graphite prefix/host/protocol, handshakes.trigger_buffer) are
+ * accepted: with the switch off they do nothing in Go nebula either, and Nebula's own example config sets some of
+ * them, so existing configs keep loading. When a feature is implemented, its entries go.
  *
- * Checked and honoured (not listed here): pki.*, static_host_map, lighthouse.remote_allow_list and
- * remote_allow_ranges (src/shared/allow-list.ts), listen.host/port/read_buffer/write_buffer/send_recv_error,
- * routines (and the deprecated tun/listen.routines), cipher, relay.use_relays (nebula-ts never uses relays: true is
- * the default and has nothing to use, false is what we do), tun.*, logging.level/format/disable_timestamp, the
+ * Checked and honoured (not listed here): pki.*, static_host_map, the lighthouse (am_lighthouse, hosts, interval,
+ * advertise_addrs, local_allow_list, serve_dns and dns.*, remote_allow_list and remote_allow_ranges: src/supervisor/lighthouse.ts and
+ * src/shared/allow-list.ts), punchy.* and punch_back (src/supervisor/punchy.ts, lighthouse-handler.ts),
+ * preferred_ranges and local_range (remote-list.ts orders addresses by them), listen.host/port/read_buffer/write_buffer/send_recv_error,
+ * routines (and the deprecated tun/listen.routines), cipher, relay.* (src/supervisor/relay-manager.ts), tun.*, logging.level/format/disable_timestamp, the
  * firewall (rules, conntrack timeouts and max_entries, default_local_cidr_any), stats.type prometheus with
  * listen/path/namespace/subsystem/message_metrics/interval, handshakes.try_interval/retries, timers.*, control.*,
  * tunnels.*. The tun device keys (tun.routes, tx_queue, unsafe route mtu/metric) are honoured with a device and
@@ -22,11 +22,6 @@
 import type { ConfigIssue } from './errors';
 import type { ParsedConfig } from './schema';
 
-const NO_LIGHTHOUSE = 'nebula-ts has no lighthouse client; use static_host_map';
-const NOT_LIGHTHOUSE = 'nebula-ts cannot act as a lighthouse';
-const NO_DNS = 'nebula-ts has no DNS server';
-const NO_PUNCHY = 'nebula-ts does not hole-punch';
-const NO_RELAYS = 'nebula-ts has no relay support';
 const NO_SSHD = 'nebula-ts has no ssh server';
 const NO_GRAPHITE = 'nebula-ts exports metrics to prometheus only';
 
@@ -38,23 +33,7 @@ interface Refusal {
 }
 
 const REFUSALS: readonly Refusal[] = [
-  { path: 'lighthouse.am_lighthouse', why: NOT_LIGHTHOUSE, refused: (p) => p.lighthouse.am_lighthouse },
-  { path: 'lighthouse.serve_dns', why: NO_DNS, refused: (p) => p.lighthouse.serve_dns },
-  { path: 'lighthouse.hosts', why: NO_LIGHTHOUSE, refused: (p) => p.lighthouse.hosts.length > 0 },
-  {
-    path: 'lighthouse.local_allow_list',
-    why: 'nebula-ts has no lighthouse client',
-    refused: (p) => Object.keys(p.lighthouse.local_allow_list.interfaces).length + Object.keys(p.lighthouse.local_allow_list.cidrs).length > 0,
-  },
-  { path: 'lighthouse.advertise_addrs', why: 'nebula-ts has no lighthouse client', refused: (p) => p.lighthouse.advertise_addrs.length > 0 },
   { path: 'listen.batch', why: 'nebula-ts reads and writes up to 64 packets per batch', refused: (p) => p.listen.batch !== 64 },
-  { path: 'punchy.punch', why: NO_PUNCHY, refused: (p) => p.punchy.punch },
-  { path: 'punchy.respond', why: NO_PUNCHY, refused: (p) => p.punchy.respond === true },
-  { path: 'punch_back', why: NO_PUNCHY, refused: (p) => p.punch_back === true },
-  { path: 'preferred_ranges', why: 'nebula-ts does not rank the addresses of a host', refused: (p) => p.preferred_ranges.length > 0 },
-  { path: 'local_range', why: 'nebula-ts does not rank the addresses of a host', refused: (p) => p.local_range !== undefined },
-  { path: 'relay.relays', why: NO_RELAYS, refused: (p) => p.relay.relays.length > 0 },
-  { path: 'relay.am_relay', why: NO_RELAYS, refused: (p) => p.relay.am_relay },
   { path: 'logging.timestamp_format', why: 'nebula-ts logs RFC 3339 timestamps', refused: (p) => p.logging.timestamp_format !== '' },
   {
     path: 'firewall.conntrack.routine_cache_timeout',
@@ -63,7 +42,6 @@ const REFUSALS: readonly Refusal[] = [
   },
   { path: 'sshd.enabled', why: NO_SSHD, refused: (p) => p.sshd.enabled },
   { path: 'stats.type', why: NO_GRAPHITE, refused: (p) => p.stats.type === 'graphite' },
-  { path: 'stats.lighthouse_metrics', why: 'nebula-ts has no lighthouse', refused: (p) => p.stats.lighthouse_metrics },
 
 ];
 

@@ -2,6 +2,7 @@
  * validateConfig: schema check, then the rules that involve several keys, then the typed, frozen NebulaConfig.
  * Problems are collected (not thrown one by one) so a user fixes a whole file in one go.
  */
+import { parseIPv4 } from '../util/ipv4';
 import { defaultControlSocketPath } from '../control-path';
 import { formatPath, ConfigError, type ConfigIssue } from './errors';
 import { toHostPort, Bad } from './fields';
@@ -57,8 +58,14 @@ function crossChecks(p: ParsedConfig, issues: ConfigIssue[], warnings: ConfigWar
       fields: {},
     });
   }
+  lh.advertise_addrs.forEach((a, i) => {
+    // Go parses an IP literal here (no names); nebula-ts listens on IPv4 only, so an IPv6 one would mislead peers.
+    if (parseIPv4(a.slice(0, a.lastIndexOf(':'))) === undefined) {
+      issues.push({ path: `lighthouse.advertise_addrs[${i}]`, message: `${a} is not an IPv4 address and port (nebula-ts listens on IPv4 only)` });
+    }
+  });
   if (lh.am_lighthouse && p.listen.port === 0) {
-    warnings.push({ level: 'warning', msg: 'A lighthouse should set a fixed listen.port; 0 picks a random port', fields: { key: 'listen.port' } });
+    issues.push({ path: 'listen.port', message: 'lighthouse.am_lighthouse enabled on node but no port number is set in config' });
   }
   if (lh.serve_dns && !lh.am_lighthouse) {
     warnings.push({ level: 'warning', msg: 'DNS server refusing to run because this host is not a lighthouse.', fields: {} });
@@ -153,6 +160,8 @@ function build(p: ParsedConfig, warnings: ConfigWarning[]): NebulaConfigShape {
       outbound: ruleList(p.firewall.outbound, 'outbound'),
       inbound: ruleList(p.firewall.inbound, 'inbound'),
       default_local_cidr_any: p.firewall.default_local_cidr_any,
+      inbound_action: p.firewall.inbound_action,
+      outbound_action: p.firewall.outbound_action,
     },
     sshd: p.sshd,
     stats: { ...p.stats, interval: p.stats.interval ?? DEFAULT_STATS_INTERVAL_MS },

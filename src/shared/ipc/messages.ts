@@ -6,6 +6,7 @@
  */
 import type { CipherName } from '../crypto/types';
 import type { FirewallRule } from '../firewall/rule';
+import type { FirewallAction } from '../firewall/firewall';
 import type { RegionCapacities } from '../state/layout';
 
 /** What the firewall needs to know about a peer; derived from its certificate once, at install time. */
@@ -32,6 +33,29 @@ export interface TunnelInstall {
   remoteIp: number;
   remotePort: number;
   peer: PeerIdentity;
+  /** A relayed tunnel (nebula-spec §5.8): its datagrams go wrapped in relay frames on the tunnel to `relayVpnIp`. */
+  via?: ViaRelay;
+}
+
+/** The way to a peer through a relay: the relay host's VPN IP and the relay index it knows our side by. */
+export interface ViaRelay {
+  relayVpnIp: number;
+  remoteIndex: number;
+}
+
+/**
+ * One established relay index of ours, as the routines need it (relay-manager.ts): frames addressed to `localIndex`
+ * arrive on the tunnel to `fromVpnIp`; a terminal one carries datagrams for us, a forwarding one is sent on to
+ * `targetVpnIp`'s tunnel under the index that side knows it by.
+ */
+export interface RelayRoute {
+  localIndex: number;
+  fromVpnIp: number;
+  kind: 'terminal' | 'forwarding';
+  /** terminal: the index the relay host knows this relay by (what our replies are addressed to). */
+  remoteIndex: number;
+  targetVpnIp?: number;
+  targetRemoteIndex?: number;
 }
 
 /** A validated rule set; every routine compiles the same rules into its own matcher. */
@@ -46,6 +70,9 @@ export interface FirewallUpdate {
   defaultTimeout: number;
   /** firewall.default_local_cidr_any (absent: true). */
   defaultLocalCidrAny?: boolean;
+  /** firewall.inbound_action / outbound_action (absent: drop); travels with the rules so a reload applies it. */
+  inboundAction?: FirewallAction;
+  outboundAction?: FirewallAction;
 }
 
 export interface RoutineSetup {
@@ -66,6 +93,8 @@ export interface RoutineSetup {
   firewall: FirewallUpdate;
   /** Every tunnel that exists when the routine starts (a respawned routine sees them at once). */
   tunnels: TunnelInstall[];
+  /** The established relay indexes (relay-manager.ts). */
+  relays: RelayRoute[];
   logLevel: string;
   logFormat: 'text' | 'json';
 }
@@ -76,6 +105,7 @@ export type SupervisorToRoutine =
   | { type: 'tunnelDown'; localIndex: number }
   | { type: 'remoteChanged'; localIndex: number; remoteIp: number; remotePort: number }
   | { type: 'firewall'; firewall: FirewallUpdate }
+  | { type: 'relays'; relays: RelayRoute[] }
   | { type: 'shutdown' };
 
 /** A packet the routine hands up: handshakes and recvError raw, decrypted meta packets as plaintext. */
@@ -90,6 +120,8 @@ export interface MetaPacket {
   fromPort: number;
   /** The whole datagram for handshakes/recvError; the decrypted payload for encrypted types. */
   data: Uint8Array;
+  /** It came inside a relay frame (fromIp/fromPort are then the relay host's): answers go back the same way. */
+  via?: ViaRelay;
 }
 
 export type RoutineToSupervisor =
