@@ -41,6 +41,7 @@ export interface NodeStatus {
   vpnIp: string;
   interface: string;
   listenPort: number;
+  /** `remote` is "relay <relay VPN IP>" for a relayed tunnel. */
   tunnels: Array<{ vpnIp: string; name: string; localIndex: number; remoteIndex: number; remote: string }>;
   routines: Array<{
     routine: number;
@@ -62,7 +63,7 @@ export function nodeStatus(p: ReportedParts): NodeStatus {
     name: h.cert.details.name,
     localIndex: h.localIndex,
     remoteIndex: h.remoteIndex,
-    remote: formatEndpoint({ ip: h.remoteIp, port: h.remotePort }),
+    remote: h.relay ? `relay ${formatIPv4(h.relay.relayVpnIp)}` : formatEndpoint({ ip: h.remoteIp, port: h.remotePort }),
   }));
   const routines = routineRows(p).map(({ routine, pid, restarts, insideRx, outsideTx, outsideRx, insideTx }) => ({
     routine,
