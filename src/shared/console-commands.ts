@@ -76,6 +76,13 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [{ name: 'address', kind: 'string', usage: 'Optionally provide a real remote address, ip:port ' }],
   },
   { name: 'list-lighthouse-addrmap', summary: 'List all lighthouse map entries', args: '', maxArgs: 0, flags: LISTING },
+  {
+    name: 'print-relays',
+    summary: 'Prints json details about all relay info',
+    args: '',
+    maxArgs: 0,
+    flags: [JSON_FLAG, { name: 'pretty', kind: 'bool', usage: 'pretty prints json' }],
+  },
   { name: 'query-lighthouse', summary: 'Query the lighthouses for the provided vpn ip', args: '<vpn-ip>', maxArgs: 1, flags: [] },
   { name: 'log-level', summary: 'Gets or sets the current log level', args: '[level]', maxArgs: 1, flags: [] },
   { name: 'log-format', summary: 'Gets or sets the current log format', args: '[text|json]', maxArgs: 1, flags: [] },

@@ -10,6 +10,7 @@ import { exitOnUnexpectedErrors } from '../shared/fatal';
 import http from 'node:http';
 import { NodeConsole } from './console';
 import { lighthouseCommands } from './console-lighthouse';
+import { relayCommands } from './console-relays';
 import { ControlSocket } from './control-socket';
 import { buildRegistry, serveMetrics } from './metrics';
 import { SupervisorNode } from './node';
@@ -119,7 +120,10 @@ async function main(): Promise<number> {
   // it) fails before it touches any device or port. Until the node runs, requests get "starting".
   let started = false;
   // Nebula's ssh console commands (console.ts); reload and status are the node's own answers.
-  const nodeConsole = new NodeConsole(() => node.reportedParts(), VERSION, lighthouseCommands(() => node.reportedParts().lighthouse));
+  const nodeConsole = new NodeConsole(() => node.reportedParts(), VERSION, {
+    ...lighthouseCommands(() => node.reportedParts().lighthouse),
+    ...relayCommands(() => node.reportedParts()),
+  });
   const control = new ControlSocket(
     node.controlSocketPath(),
     (req) => {

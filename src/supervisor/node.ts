@@ -132,7 +132,7 @@ export class SupervisorNode {
   reportedParts(): ReportedParts {
     const running = this.running;
     if (!running) throw new Error('the node is not started');
-    const { region, hostmap, handshakes, tunnels, routines, inside, underlay, lighthouse } = running;
+    const { region, hostmap, handshakes, tunnels, routines, inside, underlay, lighthouse, relays } = running;
     return {
       live: this.live,
       log: this.log,
@@ -143,6 +143,7 @@ export class SupervisorNode {
       tunnels,
       routines,
       lighthouse,
+      relays,
       insideName: inside.name,
       listenPort: underlay.listenPort,
       udpFd: (i) => underlay.fd(i),

@@ -15,6 +15,7 @@ import type { MetricsSource } from './metrics';
 import type { RoutinePool } from './routines';
 import type { SharedRegion } from './shared-region';
 import type { Lighthouse } from './lighthouse';
+import type { RelayManager } from './relay-manager';
 import type { Tunnels } from './tunnels';
 import type { RoutineRow } from './console-views';
 
@@ -30,6 +31,8 @@ export interface ReportedParts {
   routines: RoutinePool;
   /** The lighthouse address map (list-lighthouse-addrmap, query-lighthouse). */
   lighthouse: Lighthouse;
+  /** The relay table (print-relays). */
+  relays: RelayManager;
   insideName: string;
   listenPort: number;
   /** Routine i's UDP socket (the supervisor keeps its copy); undefined once the sockets are closed. */

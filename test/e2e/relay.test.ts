@@ -9,7 +9,18 @@
 import t, { type Test } from 'tap';
 import { prereqs } from '../helpers/prereq';
 import type { Mesh } from '../../src/testbed/netns-mesh';
-import { newMesh, status, until } from './helpers';
+import path from 'node:path';
+import { newMesh, ROOT, status, until } from './helpers';
+
+interface RelaysJson {
+  Relays: Array<{ NebulaIp: string; RelayForIps: Array<{ Type: string; State: string; PeerIp: string; LocalIndex: number; RemoteIndex: number }> }>;
+}
+
+/** `nebula-ctl print-relays` of a nebula-ts node, parsed. */
+async function printRelays(mesh: Mesh, name: string): Promise<RelaysJson> {
+  const out = await mesh.exec(name, process.execPath, [path.join(ROOT, 'dist/ctl/main.js'), '-socket', mesh.node(name).controlSocket, 'print-relays']);
+  return JSON.parse(out) as RelaysJson;
+}
 
 const LH = '192.168.100.1';
 const RELAY = '192.168.100.2';
@@ -47,6 +58,11 @@ t.test('a nebula-ts relay carries two Go 1.6.1 nodes whose direct path is blocke
   const forwarded = ((await status(mesh, 'relay')).counters['routine.relay.forwarded'] ?? 0) - before;
   t.ok(forwarded >= 20, `the relay forwarded the 20 datagrams of those pings (${forwarded})`);
   t.ok(await mesh.pingUntilReply('b', '192.168.100.11', 10_000), 'b -> a: answered through the relay');
+  const table = await printRelays(mesh, 'relay');
+  const a = mesh.node('a').overlayIp;
+  const b = mesh.node('b').overlayIp;
+  const summary = table.Relays.flatMap((h) => h.RelayForIps.map((r) => `${h.NebulaIp} ${r.Type} ${r.State} ${r.PeerIp}`)).sort();
+  t.same(summary, [`${a} forwarding established ${b}`, `${b} forwarding established ${a}`], 'print-relays on the relay: one forwarding relay on each side');
 });
 
 t.test('a Go 1.6.1 relay carries two nebula-ts nodes; the tunnel goes direct when the path opens', async (t) => {
@@ -57,6 +73,12 @@ t.test('a Go 1.6.1 relay carries two nebula-ts nodes; the tunnel goes direct whe
   t.equal(await mesh.ping('a', '192.168.100.12', 5, 2), 5, 'a -> b: 5/5 pings');
   const relayed = await status(mesh, 'a');
   t.equal(relayed.tunnels.find((x) => x.vpnIp === '192.168.100.12')?.remote, `relay ${RELAY}`, "a's tunnel to b is relayed");
+  const table = await printRelays(mesh, 'a');
+  t.same(
+    table.Relays.flatMap((h) => h.RelayForIps.map((r) => `${h.NebulaIp} ${r.Type} ${r.State} ${r.PeerIp}`)),
+    [`${RELAY} terminal established 192.168.100.12`],
+    'print-relays on a: a terminal relay to b on the tunnel to the relay',
+  );
 
   await blockDirect(mesh, 'a', 'b', false);
   const direct = `${mesh.node('b').underlayIp}:4242`;
