@@ -104,6 +104,12 @@ export function routineRows(
   });
 }
 
+function relayCount(relays: RelayManager): number {
+  let n = 0;
+  for (const _ of relays.all()) n++;
+  return n;
+}
+
 export function metricsSource(p: ReportedParts): MetricsSource {
   const { region } = p;
   return {
@@ -117,12 +123,12 @@ export function metricsSource(p: ReportedParts): MetricsSource {
       const fd = p.udpFd(i);
       return fd === undefined ? undefined : socketMemInfo(fd);
     },
-    // Go's HostMap.EmitStats for "main" and "pending"; nebula-ts has no relays, so relayIndexes is always 0.
+    // Go's HostMap.EmitStats for "main" and "pending" (relay indexes live in the main host map, as in Go).
     gauges: () => ({
       'hostmap.main.hosts': p.hostmap.size,
       'hostmap.main.indexes': p.hostmap.indexCount,
       'hostmap.main.remoteIndexes': p.hostmap.remoteIndexCount,
-      'hostmap.main.relayIndexes': 0,
+      'hostmap.main.relayIndexes': relayCount(p.relays),
       'hostmap.pending.hosts': p.handshakes.pendingCount,
       'hostmap.pending.indexes': p.handshakes.pendingIndexCount,
       'hostmap.pending.remoteIndexes': 0,
