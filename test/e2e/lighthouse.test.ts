@@ -13,7 +13,10 @@ import t, { type Test } from 'tap';
 import { prereqs } from '../helpers/prereq';
 import type { Mesh } from '../../src/testbed/netns-mesh';
 import path from 'node:path';
-import { newMesh, ROOT, status, until } from './helpers';
+import { newMesh, ROOT, status, udpTool, until } from './helpers';
+import { HEADER_LEN, TYPE_LIGHTHOUSE, writeHeader } from '../../src/shared/protocol/header';
+import { encodeMeta, MetaType } from '../../src/shared/protocol/lighthouse';
+import { parseIPv4 } from '../../src/shared/util/ipv4';
 
 const NOBODY = { uid: 65534, gid: 65534 };
 const LH_GO = '192.168.100.1';
@@ -87,6 +90,20 @@ t.test('nebula-ts lighthouse (rootless) with Go 1.6.1 and nebula-ts nodes; the G
     t.same(e?.learned, [`${node.underlayIp}:4242`], `${n}: learned address is its tunnel's source`);
     t.ok(e?.reported.includes(`${node.underlayIp}:4242`), `${n}: reported its own underlay address`);
   }
+
+  // A forged update outside the tunnel (the right index, no key): dropped and counted, the map unchanged.
+  const lhStatus = await status(mesh, 'lht');
+  const g1Tunnel = lhStatus.tunnels.find((x) => x.vpnIp === mesh.node('g1').overlayIp)!;
+  const forged = Buffer.alloc(HEADER_LEN);
+  writeHeader(forged, 0, TYPE_LIGHTHOUSE, 0, g1Tunnel.localIndex, 0, 1 << 20);
+  const update = encodeMeta({ type: MetaType.HostUpdateNotification, details: { vpnIp: parseIPv4(mesh.node('g1').overlayIp)!, ip4AndPorts: [{ ip: parseIPv4('10.99.0.250')!, port: 4242 }], counter: 0, ip6AndPorts: [], relayVpnIps: [] } });
+  const datagram = Buffer.concat([forged, update, Buffer.alloc(16)]);
+  const failedBefore = lhStatus.counters['routine.dropped.decrypt_failed'] ?? 0;
+  await udpTool(mesh, 'g2', { op: 'send', to: mesh.node('lht').underlayIp, port: 4242, packets: [datagram.toString('hex')] });
+  await until('the forged update to be counted', () => status(mesh, 'lht'), (s) => (s.counters['routine.dropped.decrypt_failed'] ?? 0) === failedBefore + 1, 10_000);
+  const afterForgery = (await addrMap(mesh, 'lht')).find((e) => e.vpnIp === mesh.node('g1').overlayIp);
+  t.notOk(afterForgery?.reported.includes('10.99.0.250:4242'), 'the forged address is not in the map');
+  t.ok(afterForgery?.reported.includes(`${mesh.node('g1').underlayIp}:4242`), "g1's own report is still there");
 
   // serve_dns: the lighthouse answers A queries for the cert names of the hosts it has tunnels to.
   for (const n of ['g1', 't1']) {
