@@ -21,7 +21,7 @@ function which(cmd: string): boolean {
 
 export const inCI = process.env.CI === 'true';
 
-type Need = 'root' | 'tun' | 'nebula' | 'iperf3' | 'tcpdump' | 'shared';
+type Need = 'root' | 'tun' | 'nebula' | 'iperf3' | 'tcpdump' | 'dig' | 'nft' | 'shared';
 
 /**
  * The shared reference directory (`shared/README.md`: tests may read its testdata/ but must not copy it into the
@@ -47,6 +47,12 @@ export function missingPrereqs(needs: ReadonlyArray<Need>): string[] {
         break;
       case 'tcpdump':
         if (!which('tcpdump')) missing.push('tcpdump');
+        break;
+      case 'dig':
+        if (!which('dig')) missing.push('dig (bind9-dnsutils)');
+        break;
+      case 'nft':
+        if (!which('nft')) missing.push('nft (nftables)');
         break;
       case 'shared':
         if (!existsSync(path.join(SHARED_DIR, 'testdata'))) missing.push(`the shared reference files (${SHARED_DIR}/testdata; set NEBULA_TS_SHARED to their directory)`);
