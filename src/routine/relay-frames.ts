@@ -18,6 +18,7 @@ import { C } from '../shared/state/counters';
 import { SLOT_BUSY } from '../shared/state/tunnel-slots';
 import { sendRelayFrame } from '../shared/tunnel/send';
 import type { DatapathContext } from './context';
+import { NO_COUNTER } from './outboxes';
 
 export type InnerHandler = (buf: Buffer, len: number, from: Buffer, via: RelayRoute) => void;
 
@@ -95,6 +96,7 @@ export class RelayFrames {
     }
     ctx.outbox.nextCountAs = C['routine.relay.forwarded'];
     if (!sendRelayFrame(ctx.slots, target, r.targetRemoteIndex, buf, HEADER_LEN, innerLen, ctx.outbox)) {
+      ctx.outbox.nextCountAs = NO_COUNTER;
       counters.inc(C['routine.dropped.counter_spent']);
     }
   }

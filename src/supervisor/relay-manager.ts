@@ -91,7 +91,8 @@ export class RelayManager {
     for (const relayIp of env.relaysFor(target)) {
       if (relayIp === target || relayIp === env.vpnIp) continue;
       const h = env.tunnelTo(relayIp);
-      if (!h) {
+      // Only over a direct tunnel to the relay (Go: relayHostInfo.remote == nil counts as none; a no-op handshake then).
+      if (!h || h.relay) {
         env.log.info('Establish tunnel to relay target.', { relay: formatIPv4(relayIp), vpnIp: formatIPv4(target) });
         env.startHandshake(relayIp);
         continue;
@@ -166,10 +167,12 @@ export class RelayManager {
     }
     if (!env.config().relay.am_relay) return;
     if (origin !== from) return; // a relay request is only made by its origin (Go trusts it; we check it)
-    if (!env.tunnelTo(target)) {
+    const targetTunnel = env.tunnelTo(target);
+    if (!targetTunnel) {
       env.startHandshake(target); // the origin asks again on its next attempt
       return;
     }
+    if (targetTunnel.relay) return; // only relay to peers we reach directly (Go: peer.remote == nil); one hop only
     // The B side: ask B, unless that is already established.
     let toTarget = this.byHostPeer.get(key(target, from));
     toTarget ??= this.add({ kind: 'forwarding', state: 'requested', hostVpnIp: target, peerVpnIp: from, remoteIndex: 0 });

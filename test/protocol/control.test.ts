@@ -1,0 +1,79 @@
+/**
+ * NebulaControl (src/shared/protocol/control.ts, nebula-spec §5.8) against the bytes Go 1.6.1 writes: gogoproto's
+ * MarshalToSizedBuffer for nebula.proto's NebulaControl emits fields 1..5 in ascending order as varints (tags 08, 10,
+ * 18, 20, 28) and leaves out every zero field. The expected bytes below are built by hand from that rule, varint by
+ * varint, not by our writer.
+ */
+import t from 'tap';
+import { ProtobufError } from '../../src/shared/protobuf';
+import { ControlType, decodeControl, encodeControl, type NebulaControl } from '../../src/shared/protocol/control';
+
+// tap's t.throws(fn, Class) also compares `name`, which ProtobufError leaves as "Error"; check instanceof directly.
+function throwsProtobufError(fn: () => unknown): boolean {
+  try {
+    fn();
+  } catch (e) {
+    return e instanceof ProtobufError;
+  }
+  return false;
+}
+
+const A = 0x0a010002; // 10.1.0.2, varint 82 80 84 50
+const B = 0x0a010003; // 10.1.0.3, varint 83 80 84 50
+
+t.test('CreateRelayRequest as A sends it to R: Type, InitiatorRelayIndex, RelayToIp, RelayFromIp; Responder 0 left out', async (t) => {
+  const m: NebulaControl = { type: ControlType.CreateRelayRequest, initiatorRelayIndex: 0x12345678, responderRelayIndex: 0, relayToIp: B, relayFromIp: A };
+  const expected = [
+    '0801', // Type = 1
+    '10' + 'f8acd19101', // InitiatorRelayIndex = 0x12345678
+    '20' + '83808450', // RelayToIp = 10.1.0.3
+    '28' + '82808450', // RelayFromIp = 10.1.0.2
+  ].join('');
+  t.equal(encodeControl(m).toString('hex'), expected);
+  t.same(decodeControl(Buffer.from(expected, 'hex')), m);
+});
+
+t.test('CreateRelayResponse with the largest index and a two-byte varint', async (t) => {
+  const m: NebulaControl = { type: ControlType.CreateRelayResponse, initiatorRelayIndex: 0xffffffff, responderRelayIndex: 0x80, relayToIp: B, relayFromIp: A };
+  const expected = ['0802', '10' + 'ffffffff0f', '18' + '8001', '20' + '83808450', '28' + '82808450'].join('');
+  t.equal(encodeControl(m).toString('hex'), expected);
+  t.same(decodeControl(Buffer.from(expected, 'hex')), m);
+});
+
+t.test('zero fields are not written (proto3), down to an empty message', async (t) => {
+  t.equal(encodeControl({ type: 0, initiatorRelayIndex: 0, responderRelayIndex: 0, relayToIp: 0, relayFromIp: 0 }).length, 0);
+  t.equal(encodeControl({ type: ControlType.CreateRelayResponse, initiatorRelayIndex: 0, responderRelayIndex: 7, relayToIp: 0, relayFromIp: 0 }).toString('hex'), '08021807');
+  t.same(decodeControl(Buffer.alloc(0)), { type: ControlType.None, initiatorRelayIndex: 0, responderRelayIndex: 0, relayToIp: 0, relayFromIp: 0 });
+});
+
+t.test('negative numbers (as an int32 might hold an index) are written as their uint32', async (t) => {
+  const m = encodeControl({ type: 1, initiatorRelayIndex: -1, responderRelayIndex: 0, relayToIp: 0, relayFromIp: 0 });
+  t.equal(m.toString('hex'), '0801' + '10ffffffff0f');
+});
+
+t.test('decoding accepts any field order and skips the v1.10+ Addr fields (6, 7)', async (t) => {
+  // Addr{Hi=1 uint64, Lo=2 uint64} for ::ffff:10.1.0.3: Lo = 0x0000ffff0a010003 -> varint 83 80 84 d0 f0 ff 3f.
+  const addr = '10' + '838084d0f0ff3f';
+  const bytes = [
+    '28' + '82808450', // RelayFromIp first
+    '32' + (addr.length / 2).toString(16).padStart(2, '0') + addr, // RelayToAddr = 6 (length-delimited)
+    '3a' + '00', // RelayFromAddr = 7, empty
+    '0801',
+    '10' + '05',
+    '20' + '83808450',
+  ].join('');
+  t.same(decodeControl(Buffer.from(bytes, 'hex')), { type: 1, initiatorRelayIndex: 5, responderRelayIndex: 0, relayToIp: B, relayFromIp: A });
+});
+
+t.test('a varint wider than 32 bits keeps its low 32 bits (as Go\'s uint32 decode does)', async (t) => {
+  // 0x1_0000_0005 -> 85 80 80 80 10
+  t.equal(decodeControl(Buffer.from('10' + '8580808010', 'hex')).initiatorRelayIndex, 5);
+});
+
+t.test('malformed input throws ProtobufError, never anything else', async (t) => {
+  t.ok(throwsProtobufError(() => decodeControl(Buffer.from('08', 'hex'))), 'tag without a value');
+  t.ok(throwsProtobufError(() => decodeControl(Buffer.from('10ff', 'hex'))), 'truncated varint');
+  t.ok(throwsProtobufError(() => decodeControl(Buffer.from('1501020304', 'hex'))), 'InitiatorRelayIndex as fixed32 (Go: wrong wireType)');
+  t.ok(throwsProtobufError(() => decodeControl(Buffer.from('0a0101', 'hex'))), 'Type as bytes');
+  t.ok(throwsProtobufError(() => decodeControl(Buffer.from('3205', 'hex'))), 'length past the end');
+});
