@@ -27,6 +27,7 @@ import { Punchy } from './punchy';
 import { Rekeyer } from './rekey';
 import { RelayManager } from './relay-manager';
 import { DirectPathProber } from './direct-path';
+import { Requery } from './requery';
 import { routineSetup } from './routine-setup';
 import { RoutinePool } from './routines';
 import { SharedRegion } from './shared-region';
@@ -53,6 +54,7 @@ export interface Running {
   dnsRecords?: DnsRecords;
   relays: RelayManager;
   directPaths: DirectPathProber;
+  requery: Requery;
 }
 
 export interface AssembleEnv {
@@ -177,6 +179,7 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
     isPending: (ip) => handshakes.isPending(ip),
     tryDirect: (ip) => handshakes.tryDirect(ip),
   });
+  const requery = new Requery({ tunnels: () => hostmap.hosts(), sendCounter: (h) => hostmap.sendCounter(h), query: (ip) => lighthouse.queryServer(ip) });
   const dispatch = new MetaDispatch({ log, hostmap, handshakes, tunnels, lighthouse: lighthouseHandler, relays });
   const routines = new RoutinePool({
     count: cfg.routines,
@@ -197,7 +200,7 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
         send: (payload, to) => underlay.send(payload, payload.length, to),
       })
     : undefined;
-  return { region, hostmap, inside, underlay, tunnels, handshakes, connections, rekeyer, routines, lighthouse, metaSender, punchy, dnsRecords, relays, directPaths };
+  return { region, hostmap, inside, underlay, tunnels, handshakes, connections, rekeyer, routines, lighthouse, metaSender, punchy, dnsRecords, relays, directPaths, requery };
 }
 
 const PUNCH = Buffer.from([0]);

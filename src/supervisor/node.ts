@@ -51,6 +51,7 @@ export class SupervisorNode {
     running.lighthouse.start();
     running.punchy?.start();
     running.directPaths.start();
+    running.requery.start();
     if (running.dnsRecords) {
       this.dns = new DnsService({ log: this.log, records: running.dnsRecords, vpnIp: this.live.vpnIp, vpnMask: this.live.vpnMask, config: () => this.live.config });
       await this.dns.start();
@@ -75,6 +76,8 @@ export class SupervisorNode {
       log: this.log,
       resetConntrack: () => this.running?.region.resetConntrack(),
       broadcastFirewall: (firewall) => this.running?.routines.broadcast({ type: 'firewall', firewall }),
+      broadcast: (msg) => this.running?.routines.broadcast(msg),
+      applySocketBuffers: (listen) => void this.running?.underlay.applyBuffers(listen, this.log),
       // After a reload, peers no longer valid under the CA pool in force go at once (whatever pki.disconnect_invalid
       // says: that option governs the periodic check); a new cert or key re-handshakes every tunnel (re-key path).
       disconnectInvalidPeers: () => (this.running ? this.running.tunnels.closeInvalid(this.log, () => this.live.caPool) : 0),
@@ -110,6 +113,7 @@ export class SupervisorNode {
     running.lighthouse.stop();
     running.punchy?.stop();
     running.directPaths.stop();
+    running.requery.stop();
     await this.dns?.stop();
     running.handshakes.stop();
     running.tunnels.closeAll();
