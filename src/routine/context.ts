@@ -56,6 +56,8 @@ export class DatapathContext {
   readonly vpnNet: number;
   /** Scratch for the parsed 5-tuple: one per routine, reused for every packet. */
   readonly pkt: FirewallPacket = newFirewallPacket();
+  /** listen.send_recv_error: from the setup, then as a reload changes it. */
+  sendRecvErrorPolicy: RoutineSetup['sendRecvError'];
   private readonly recvErrorBudget: TokenBucket;
 
   constructor(
@@ -73,6 +75,7 @@ export class DatapathContext {
     this.vpnIp = setup.vpnIp >>> 0;
     this.vpnMask = setup.vpnMask >>> 0;
     this.vpnNet = (this.vpnIp & this.vpnMask) >>> 0;
+    this.sendRecvErrorPolicy = setup.sendRecvError;
     this.recvErrorBudget = new TokenBucket(RECV_ERROR_BURST, RECV_ERROR_PER_SECOND, clock());
   }
 
@@ -117,7 +120,7 @@ export class DatapathContext {
    * unauthenticated input, so a flood must not turn us into a reflector.
    */
   sendRecvError(localIndex: number, to: Buffer): void {
-    const policy = this.setup.sendRecvError;
+    const policy = this.sendRecvErrorPolicy;
     if (policy === 'never') return;
     if (policy === 'private' && !isPrivate(sockaddrIPv4(to))) return;
     if (!this.recvErrorBudget.take(this.clock())) {

@@ -170,6 +170,9 @@ export class Datapath {
       case 'relays':
         this.toInside.relays.setRoutes(msg.relays);
         return true;
+      case 'sendRecvError':
+        ctx.sendRecvErrorPolicy = msg.sendRecvError;
+        return true;
       case 'shutdown':
         return false;
       case 'setup':

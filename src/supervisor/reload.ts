@@ -9,11 +9,25 @@
  * the new CA pool is applied and the cert error is reported. After a reload, peers whose certificates no longer
  * verify against the pool in force (CA removed, blocklisted, expired) are disconnected at once, and a new host cert or
  * key makes every tunnel re-handshake with it (the re-key path: the new tunnel replaces the old one, no traffic lost).
+ *
+ * Every key is either applied or named in a warning (config/diff.ts classifies them as Go 1.6.1 does): keys only read
+ * at start keep their running value until a restart; listen.send_recv_error goes to the routines, the socket buffers
+ * are set on every socket, and the rest is read from the live config where it is used.
  */
-import { ConfigError, loadConfig, logConfigWarnings, vpnNetworkIssues, sectionChanged, diffRequiresRestart, type NebulaConfig } from '../shared/config';
+import {
+  ConfigError,
+  loadConfig,
+  logConfigWarnings,
+  vpnNetworkIssues,
+  sectionChanged,
+  diffRequiresRestart,
+  keepRestartKeys,
+  reloadedKeys,
+  type NebulaConfig,
+} from '../shared/config';
 import { bumpRulesVersion, type FirewallAction } from '../shared/firewall';
 import { loadHostCertAndKey, type CAPool, type HostPki } from '../shared/pki';
-import type { FirewallUpdate } from '../shared/ipc/messages';
+import type { FirewallUpdate, SupervisorToRoutine } from '../shared/ipc/messages';
 import type { Logger } from '../shared/log';
 import { formatIPv4 } from '../shared/util/ipv4';
 import type { LiveConfig } from './live-config';
@@ -22,7 +36,7 @@ export interface ReloadResult {
   ok: boolean;
   /** Why the reload was refused (the running config is kept), naming the key path. */
   error?: string;
-  /** What changed: config sections (`pki`, `firewall`, `logging`, ...). */
+  /** What changed: the reloadable keys applied (`pki`, `firewall`, or the key path), then the restart keys. */
   changed: string[];
   /** Applied, but with a part kept as it was (a bad host cert with a good CA bundle): one message each. */
   errors?: string[];
@@ -52,6 +66,10 @@ export interface ReloadEnv {
   resetConntrack(): void;
   /** Hands a new rule set to every running routine. */
   broadcastFirewall(firewall: FirewallUpdate): void;
+  /** Hands a message to every running routine (a changed listen.send_recv_error). */
+  broadcast?(msg: SupervisorToRoutine): void;
+  /** Sets listen.read_buffer / write_buffer (when above 0) on every underlay socket: Go does at every reload. */
+  applySocketBuffers?(listen: NebulaConfig['listen']): void;
   /** Closes (closeTunnel sent) every tunnel whose peer cert does not verify against the pool in force; the count. */
   disconnectInvalidPeers?(): number;
   /** Starts a fresh handshake (with the cert in force) for every tunnel; the count. */
@@ -60,19 +78,8 @@ export interface ReloadEnv {
   adopted?(previous: NebulaConfig, next: NebulaConfig): void;
 }
 
-/** Reloadable keys read at each use, announced as Go announces them (lighthouse.go reload, punchy.go reload). */
-const ANNOUNCED = [
-  'lighthouse.hosts',
-  'lighthouse.interval',
-  'lighthouse.advertise_addrs',
-  'lighthouse.local_allow_list',
-  'lighthouse.dns',
-  'punchy.respond',
-  'punchy.delay',
-] as const;
-
-/** Top-level sections, besides those reported with more detail. */
-const SECTIONS = ['listen', 'tun', 'static_host_map', 'handshakes', 'timers', 'tunnels', 'cipher', 'routines', 'stats', 'control'] as const;
+/** Reloadable keys with a log line of their own below; every other one is announced as `<key> has changed`. */
+const REPORTED_IN_DETAIL = new Set(['pki', 'firewall', 'lighthouse.remote_allow_list', 'listen.send_recv_error']);
 
 export function reloadConfig(env: ReloadEnv): ReloadResult {
   const { live, log } = env;
@@ -87,7 +94,6 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
   } catch (err) {
     return failed(log, err);
   }
-  const changed: string[] = [];
   const errors: string[] = [];
   // The CA bundle first: a bad one refuses the whole reload; a bad host cert only keeps the running cert.
   let ca: Pick<HostPki, 'caPool' | 'expiredCAs'>;
@@ -118,23 +124,26 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
   const caChanged = poolKey(ca.caPool) !== poolKey(running.caPool);
   const certChanged = own.cert.fingerprint() !== running.cert.fingerprint() || !own.privateKey.equals(running.privateKey);
   const pki: HostPki = caChanged || certChanged ? { caPool: ca.caPool, expiredCAs: ca.expiredCAs, cert: own.cert, privateKey: own.privateKey } : running;
-  if (caChanged || certChanged || sectionChanged(current, next, 'pki')) changed.push('pki');
 
+  // Keys only read at start keep their running value (named in a warning) until the restart.
   const restart = diffRequiresRestart(current, next);
   if (restart.length > 0) log.warn('Some changed keys need a restart to take effect', { keys: restart });
+  next = keepRestartKeys(current, next);
+  const applied = reloadedKeys(current, next);
+  if ((caChanged || certChanged) && !applied.includes('pki')) applied.unshift('pki');
+  const changed = [...applied, ...restart.filter((k) => !applied.includes(k))];
   live.adopt(next, pki);
-  for (const s of SECTIONS) if (sectionChanged(current, next, s)) changed.push(s);
-  if (sectionChanged(current, next, 'logging')) changed.push('logging');
-  if (sectionChanged(current, next, 'lighthouse.remote_allow_list') || sectionChanged(current, next, 'lighthouse.remote_allow_ranges')) {
+  if (applied.includes('lighthouse.remote_allow_list')) {
     // Read from the live config at every handshake and roam (allow-list.ts): nothing else to do.
     log.info('lighthouse.remote_allow_list and/or lighthouse.remote_allow_ranges has changed');
-    changed.push('lighthouse.remote_allow_list');
   }
-  for (const key of ANNOUNCED) {
-    if (!sectionChanged(current, next, key)) continue;
-    log.info(`${key} has changed`);
-    changed.push(key);
+  if (applied.includes('listen.send_recv_error')) {
+    env.broadcast?.({ type: 'sendRecvError', sendRecvError: next.listen.send_recv_error });
+    log.info('Loaded send_recv_error config', { sendRecvError: next.listen.send_recv_error });
   }
+  // The rest is read from the live config at each use (lighthouse, punchy, relays, DNS, static hosts: `adopted`).
+  for (const key of applied) if (!REPORTED_IN_DETAIL.has(key)) log.info(`${key} has changed`);
+  env.applySocketBuffers?.(next.listen);
   env.adopted?.(current, next);
   const result: ReloadResult = { ok: true, changed, pki: { ca: caChanged, cert: certChanged } };
   if (sectionChanged(current, next, 'firewall')) {
@@ -157,7 +166,6 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
       inboundAction: inboundAction.new,
       outboundAction: outboundAction.new,
     });
-    changed.push('firewall');
     result.firewall = { oldHash, hash: live.firewallHash, rulesVersion: version, inboundAction, outboundAction };
   }
   if (caChanged) log.info('Trusted CA pool has been reloaded', { cas: [...ca.caPool.cas.values()].map((c) => c.details.name), blocklist: ca.caPool.blocklist.size });

@@ -4,9 +4,10 @@
  * supervisor itself only ever sends, on socket 0: sending never steals a routine's packets, reading would.
  */
 import type { NebulaConfig } from '../shared/config';
+import type { Logger } from '../shared/log';
 import { close as closeFd } from '../shared/native/libc';
 import { allocSockaddrIn, fillSockaddrIn } from '../shared/native/sockaddr';
-import { createUdpSocket, localPort, sendTo } from '../shared/native/udp';
+import { bufferSizes, createUdpSocket, localPort, sendTo, setBufferSize } from '../shared/native/udp';
 import type { DatagramOutbox } from '../shared/tunnel/send';
 import type { Endpoint } from '../shared/util/endpoint';
 
@@ -42,6 +43,34 @@ export class Underlay {
   /** Routine i's socket. */
   fd(i: number): number {
     return this.fds[i]!;
+  }
+
+  /**
+   * Reload (Go 1.6.1 udp ReloadConfig, run at every reload): listen.read_buffer / write_buffer, when above 0, set on
+   * every socket (SO_*BUFFORCE, the capped option without CAP_NET_ADMIN) and the size the kernel took logged per
+   * socket; 0 leaves the running size alone. A failure is logged and the other sockets still get theirs. The routines
+   * hold the same sockets (dup'd fds), so they see the new sizes at once. Returns the sizes read back, per socket.
+   */
+  applyBuffers(listen: NebulaConfig['listen'], log: Logger): { recv: number[]; send: number[] } {
+    const sizes = { recv: [] as number[], send: [] as number[] };
+    for (const [key, which, bytes] of [
+      ['listen.read_buffer', 'recv', listen.read_buffer],
+      ['listen.write_buffer', 'send', listen.write_buffer],
+    ] as const) {
+      if (bytes <= 0) continue;
+      this.fds.forEach((fd, i) => {
+        try {
+          setBufferSize(fd, which, bytes);
+        } catch (err) {
+          log.error(`Failed to set ${key}`, { socket: i, error: err instanceof Error ? err.message : String(err) });
+          return;
+        }
+        const size = bufferSizes(fd)[which];
+        sizes[which].push(size);
+        log.info(`${key} was set`, { socket: i, size });
+      });
+    }
+    return sizes;
   }
 
   /** Sends `len` bytes of `buf` to `to` on socket 0 (handshakes). */

@@ -1,7 +1,7 @@
 /**
  * lighthouse.remote_allow_list end to end, two nebula-ts nodes in the testbed mesh: b denies a's underlay address
  * (10.99.0.1/32: false), so a's handshakes get no tunnel and b logs why (at debug level, as Go does); a reload that
- * also sets a key nebula-ts refuses (lighthouse.local_allow_list) is rejected and the deny stays in force; a reload
+ * also sets a key nebula-ts refuses (sshd.enabled) is rejected and the deny stays in force; a reload
  * that only lifts the deny lets the tunnel come up (the allow list is reloadable, as in Go).
  */
 import t from 'tap';
@@ -37,12 +37,12 @@ t.test('remote_allow_list: a denied underlay address gets no tunnel; lifting the
 
   // A reload that lifts the deny but also sets a key nebula-ts cannot honour is refused as a whole.
   const bNode = mesh.node('b');
-  bNode.config = { logging: { level: 'debug' }, lighthouse: { local_allow_list: { '10.0.0.0/8': true } } };
+  bNode.config = { logging: { level: 'debug' }, sshd: { enabled: true } };
   mesh.writeConfig(bNode);
   let from = bNode.output.length;
   bNode.process!.kill('SIGHUP');
   const failed = await mesh.waitForOutput('b', /Failed to reload config, keeping the running config/, 10_000, from);
-  t.match(failed, /lighthouse\.local_allow_list: not supported yet \(nebula-ts has no lighthouse client\); remove it/, 'the refusal names the key');
+  t.match(failed, /sshd\.enabled: not supported yet \(nebula-ts has no ssh server\); remove it/, 'the refusal names the key');
   from = bNode.output.length;
   t.equal(await mesh.ping('a', B_VPN, 2, 1), 0, 'the deny is still in force');
   await mesh.waitForOutput('b', denied, 15_000, from);

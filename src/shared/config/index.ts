@@ -3,7 +3,7 @@ export { loadConfig, parseConfig, parseYaml, mergeConfig, configFiles, type Load
 export { validateConfig, resolveRoutines, type ValidatedConfig } from './validate';
 export { ConfigError, formatIssue, formatPath, type ConfigIssue } from './errors';
 export { logConfigWarnings, type ConfigWarning } from './warnings';
-export { diffRequiresRestart, sectionChanged } from './diff';
+export { diffRequiresRestart, keepRestartKeys, reloadedKeys, sectionChanged, KEY_EFFECTS, type KeyEffect } from './diff';
 export { parseGoDuration, formatGoDuration } from './duration';
 export type * from './types';
 export { DEVICE_KEYS, REFUSED_KEYS, unsupportedKeys } from './unsupported';

@@ -106,6 +106,8 @@ export type SupervisorToRoutine =
   | { type: 'remoteChanged'; localIndex: number; remoteIp: number; remotePort: number }
   | { type: 'firewall'; firewall: FirewallUpdate }
   | { type: 'relays'; relays: RelayRoute[] }
+  /** listen.send_recv_error changed on reload (Go 1.6.1 reloadSendRecvError); a respawned routine reads its setup. */
+  | { type: 'sendRecvError'; sendRecvError: RoutineSetup['sendRecvError'] }
   | { type: 'shutdown' };
 
 /** A packet the routine hands up: handshakes and recvError raw, decrypted meta packets as plaintext. */
