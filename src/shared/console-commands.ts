@@ -98,6 +98,14 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   { name: 'reload', summary: 'Reloads configuration from disk, same as sending HUP to the process', args: '', maxArgs: 0, flags: [] },
   { name: 'status', summary: 'Prints the node status as json: tunnels, routines and every counter', args: '', maxArgs: 0, flags: [] },
+  {
+    name: 'stats',
+    summary: 'Prints the metrics: the series and numbers /metrics shows, under Nebula\'s dotted names',
+    help: 'Works whatever stats.type is; stats.message_metrics and stats.lighthouse_metrics decide what is shown.',
+    args: '',
+    maxArgs: 0,
+    flags: LISTING,
+  },
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {

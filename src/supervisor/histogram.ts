@@ -10,6 +10,8 @@
 
 export const HISTOGRAM_TYPES = ['count', 'max', 'min', 'mean', 'stddev', 'perc75', 'perc95', 'perc99', 'perc999', 'sum', 'variance'] as const;
 export type HistogramType = (typeof HISTOGRAM_TYPES)[number];
+/** The label values, plus the median: go-metrics' graphite exporter sends the 50th percentile too (graphite.ts). */
+export type HistogramSnapshot = Record<HistogramType, number> & { perc50: number };
 
 const RESERVOIR = 1028;
 const ALPHA = 0.015;
@@ -50,7 +52,7 @@ export class Histogram {
     }
   }
 
-  snapshot(): Record<HistogramType, number> {
+  snapshot(): HistogramSnapshot {
     const values = this.sample.map((s) => s.value).sort((a, b) => a - b);
     const n = values.length;
     let sum = 0;
@@ -65,6 +67,7 @@ export class Histogram {
       min: n === 0 ? 0 : values[0]!,
       mean,
       stddev: Math.sqrt(variance),
+      perc50: percentile(values, 0.5),
       perc75: percentile(values, 0.75),
       perc95: percentile(values, 0.95),
       perc99: percentile(values, 0.99),

@@ -11,8 +11,11 @@ import http from 'node:http';
 import { NodeConsole } from './console';
 import { lighthouseCommands } from './console-lighthouse';
 import { relayCommands } from './console-relays';
+import { statsCommand } from './console-stats';
 import { ControlSocket } from './control-socket';
+import { startGraphite, type GraphiteExporter } from './graphite';
 import { buildRegistry, serveMetrics } from './metrics';
+import { metricDefinitions, metricsOptions } from './metrics-catalogue';
 import { SupervisorNode } from './node';
 
 export const VERSION = '0.1.0';
@@ -123,6 +126,7 @@ async function main(): Promise<number> {
   const nodeConsole = new NodeConsole(() => node.reportedParts(), VERSION, {
     ...lighthouseCommands(() => node.reportedParts().lighthouse),
     ...relayCommands(() => node.reportedParts()),
+    stats: statsCommand,
   });
   const control = new ControlSocket(
     node.controlSocketPath(),
@@ -145,6 +149,7 @@ async function main(): Promise<number> {
     log.info('Caught signal, shutting down', { signal });
     control.close();
     metricsServer?.close();
+    graphite?.stop();
     await node.stop();
     log.info('Goodbye');
     process.exit(0);
@@ -157,13 +162,16 @@ async function main(): Promise<number> {
   });
 
   let metricsServer: http.Server | undefined;
+  let graphite: GraphiteExporter | undefined;
   try {
     await control.listen();
     await node.start();
     started = true;
     const stats = node.statsConfig();
-    // Like Nebula, the endpoint starts once the node is up, and failing to listen is fatal.
-    if (stats.type === 'prometheus') metricsServer = await serveMetrics(stats, buildRegistry(stats, node.metricsSource(), `nebula-ts ${VERSION}`), log);
+    const metrics = metricsOptions(node.reportedParts().live.config);
+    // Like Nebula, the exporters start once the node is up, and failing to listen (or to resolve stats.host) is fatal.
+    if (stats.type === 'prometheus') metricsServer = await serveMetrics(stats, buildRegistry(metrics, node.metricsSource(), `nebula-ts ${VERSION}`), log);
+    if (stats.type === 'graphite') graphite = await startGraphite(stats, metricDefinitions(metrics, node.metricsSource()), log);
   } catch (err) {
     log.error('Failed to start', { error: err instanceof Error ? err.message : String(err) });
     await node.stop().catch(() => undefined);

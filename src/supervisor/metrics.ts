@@ -1,118 +1,82 @@
 /**
- * The Prometheus endpoint (`stats.type: prometheus`, served at `stats.listen` + `stats.path`). Everything is read
- * at scrape time: the routines count into their rows of the shared region with plain stores and the supervisor
- * sums them here, so counting costs the packet path nothing and no IPC round trip is needed.
+ * The Prometheus endpoint (`stats.type: prometheus`, served at `stats.listen` + `stats.path`), as Nebula 1.6.1's
+ * exporter (nbrownus/go-metrics-prometheus, nebula-spec §9.1) shows the series of the catalogue
+ * (metrics-catalogue.ts): every metric is a gauge named `<namespace>_<subsystem>_<dotted name with . - = and space as
+ * _>` (empty parts skipped), help = the dotted name; a histogram is one gauge with a `type` label (count, max, min,
+ * mean, stddev, perc75, perc95, perc99, perc999, sum, variance); plus `<ns>_<sub>_info` = 1 with labels `version`
+ * and `goversion`. Our per-routine series (`routine.*`) carry a `routine` label.
  *
- * Names follow Nebula 1.6.1's exporter (nebula-spec §9.1): every metric is a gauge named
- * `<namespace>_<subsystem>_<dotted name with . - = and space as _>`, help = the dotted name, plus `<ns>_<sub>_info`.
- * As in 1.6.1, `messages.*` meta-packet counters are exported only with `stats.message_metrics`, except
- * `messages.{rx,tx}.recv_error`. The data-path counters of nebula-ts (`routine.*`) keep one series per routine
- * (label `routine`), so a respawned routine resets its own series instead of a sum going down.
- * The `handshakes` histogram is exported as 1.6.1's bridge exports a go-metrics histogram: one gauge with a `type`
- * label (count, max, min, mean, stddev, perc75, perc95, perc99, perc999, sum, variance). The `udp.<i>.*` gauges are
- * SO_MEMINFO of routine i's socket, registered only when the kernel answers SO_MEMINFO on socket 0 (as in 1.6.1).
+ * Everything is read at scrape time: the routines count into their rows of the shared region and the supervisor sums
+ * them here, so counting costs the packet path nothing and no IPC round trip is needed. A routine that is respawned
+ * keeps its row, so no total (nor any per-routine series) ever goes down.
  */
 import http from 'node:http';
 import { Gauge, Registry } from 'prom-client';
-import { C, COUNTER_NAMES, type CounterName } from '../shared/state/counters';
-import { SK_MEMINFO_FIELDS } from '../shared/native/libc';
-import { HISTOGRAM_TYPES, type HistogramType } from './histogram';
 import type { NebulaConfig } from '../shared/config';
 import type { Logger } from '../shared/log';
-import { LIGHTHOUSE_EXTRAS, LIGHTHOUSE_METRICS } from './lighthouse-metrics';
 import { parseHostPort } from '../shared/util/host-port';
+import { HISTOGRAM_TYPES } from './histogram';
+import { metricDefinitions, type MetricDef, type MetricsOptions, type MetricsSource } from './metrics-catalogue';
 
-export interface MetricsSource {
-  /** Sum over every routine row plus the supervisor's own count. */
-  counterTotal(index: number, name: string): number;
-  routineCounter(routine: number, index: number): number;
-  supervisorCounters(): Iterable<[string, number]>;
-  routines: number;
-  gauges(): Record<string, number>;
-  /** The `handshakes` histogram's values, by `type` label. */
-  handshakes(): Record<HistogramType, number>;
-  /** How many UDP sockets (one per routine). */
-  udpSockets: number;
-  /** SO_MEMINFO of socket i (SK_MEMINFO_FIELDS order); undefined when it cannot be read. */
-  udpMemInfo(i: number): number[] | undefined;
-}
+export type { MetricsSource, MetricsOptions } from './metrics-catalogue';
 
-export function metricName(cfg: NebulaConfig['stats'], dotted: string): string {
+/** The Prometheus name of a dotted go-metrics name (the bridge's flattenKey, then namespace_subsystem_name). */
+export function metricName(cfg: Pick<NebulaConfig['stats'], 'namespace' | 'subsystem'>, dotted: string): string {
   return [cfg.namespace, cfg.subsystem, dotted.replace(/[.\-= ]/g, '_')].filter((p) => p !== '').join('_');
 }
 
-function exported(cfg: NebulaConfig['stats'], name: string): boolean {
-  if (!name.startsWith('messages.')) return true;
-  return cfg.message_metrics || name.endsWith('.recv_error');
+function register(reg: Registry, cfg: NebulaConfig['stats'], def: MetricDef): void {
+  const name = metricName(cfg, def.name);
+  switch (def.kind) {
+    case 'counter':
+    case 'gauge':
+      new Gauge({
+        name,
+        help: def.name,
+        registers: [reg],
+        collect() {
+          this.set(def.read());
+        },
+      });
+      return;
+    case 'histogram':
+      new Gauge({
+        name,
+        help: def.name,
+        labelNames: ['type'],
+        registers: [reg],
+        collect() {
+          const snap = def.read();
+          for (const type of HISTOGRAM_TYPES) this.set({ type }, snap[type]);
+        },
+      });
+      return;
+    case 'per-routine':
+      new Gauge({
+        name,
+        help: `${def.name} (per routine)`,
+        labelNames: ['routine'],
+        registers: [reg],
+        collect() {
+          def.read().forEach((v, r) => this.set({ routine: String(r) }, v));
+        },
+      });
+  }
 }
 
-export function buildRegistry(cfg: NebulaConfig['stats'], src: MetricsSource, version: string): Registry {
+export function buildRegistry(o: MetricsOptions, src: MetricsSource, version: string): Registry {
   const reg = new Registry();
-  const gauge = (dotted: string, value: () => number): void => {
-    new Gauge({
-      name: metricName(cfg, dotted),
-      help: dotted,
-      registers: [reg],
-      collect() {
-        this.set(value());
-      },
-    });
-  };
-  for (const name of COUNTER_NAMES) {
-    if (name.startsWith('routine.') || !exported(cfg, name)) continue;
-    gauge(name, () => src.counterTotal(C[name], name));
-  }
-  // Counters only the supervisor keeps (handshakes it initiated or gave up on).
-  const supervisorOnly = ['handshake_manager.initiated', 'handshake_manager.timed_out', ...LIGHTHOUSE_EXTRAS];
-  if (cfg.lighthouse_metrics) supervisorOnly.push(...LIGHTHOUSE_METRICS);
-  if (cfg.message_metrics) supervisorOnly.push('messages.tx.punchy');
-  for (const name of supervisorOnly) {
-    gauge(name, () => sumOf(src.supervisorCounters(), name));
-  }
-  for (const name of Object.keys(src.gauges())) gauge(name, () => src.gauges()[name] ?? 0);
+  for (const def of metricDefinitions(o, src)) register(reg, o.stats, def);
   new Gauge({
-    name: metricName(cfg, 'handshakes'),
-    help: 'handshakes',
-    labelNames: ['type'],
-    registers: [reg],
-    collect() {
-      const snap = src.handshakes();
-      for (const type of HISTOGRAM_TYPES) this.set({ type }, snap[type]);
-    },
-  });
-  if (src.udpSockets > 0 && src.udpMemInfo(0) !== undefined) {
-    for (let i = 0; i < src.udpSockets; i++) {
-      SK_MEMINFO_FIELDS.forEach((field, j) => gauge(`udp.${i}.${field}`, () => src.udpMemInfo(i)?.[j] ?? 0));
-    }
-  }
-
-  const perRoutine = COUNTER_NAMES.filter((n): n is CounterName => n.startsWith('routine.'));
-  for (const name of perRoutine) {
-    new Gauge({
-      name: metricName(cfg, name),
-      help: `${name} (per routine)`,
-      labelNames: ['routine'],
-      registers: [reg],
-      collect() {
-        for (let r = 0; r < src.routines; r++) this.set({ routine: String(r) }, src.routineCounter(r, C[name]));
-      },
-    });
-  }
-  new Gauge({
-    name: metricName(cfg, 'info'),
-    help: 'info',
+    name: metricName(o.stats, 'info'),
+    help: 'Version information for the Nebula binary',
     labelNames: ['version', 'goversion'],
     registers: [reg],
     collect() {
-      this.set({ version: version, goversion: `node ${process.version}` }, 1);
+      this.set({ version, goversion: `node ${process.version}` }, 1);
     },
   });
   return reg;
-}
-
-function sumOf(entries: Iterable<[string, number]>, name: string): number {
-  for (const [k, v] of entries) if (k === name) return v;
-  return 0;
 }
 
 /** Starts the HTTP endpoint; resolves once listening. */

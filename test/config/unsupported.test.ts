@@ -32,7 +32,7 @@ const REFUSED: Array<[path: string, yaml: string, why: RegExp]> = [
   ['logging.timestamp_format', 'logging: {timestamp_format: "2006-01-02T15:04:05.000Z07:00"}\n', /RFC 3339/],
   ['firewall.conntrack.routine_cache_timeout', 'firewall: {conntrack: {routine_cache_timeout: 1s}}\n', /share one conntrack table/],
   ['sshd.enabled', 'sshd: {enabled: true}\n', /no ssh server/],
-  ['stats.type', 'stats: {type: graphite, interval: 10s}\n', /prometheus only/],
+  ['stats.protocol', 'stats: {type: graphite, interval: 10s, host: "127.0.0.1:2003", protocol: udp}\n', /unknown network udp/],
 ];
 
 for (const [key, yaml, why] of REFUSED) {

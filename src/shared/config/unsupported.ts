@@ -4,8 +4,8 @@
  * refused with the key path and the reason, so `-test` fails and a reload keeps the running config, instead of the
  * node silently behaving otherwise. The defaults themselves are accepted: they ask for nothing.
  *
- * What is refused is the switch that asks for a missing subsystem (sshd.enabled, graphite, ...).
- * Its sub-keys (sshd.listen, the graphite prefix/host/protocol, handshakes.trigger_buffer) are
+ * What is refused is the switch that asks for a missing subsystem (sshd.enabled, ...), or a value Go refuses too
+ * (stats.protocol udp for graphite). Its sub-keys (sshd.listen, handshakes.trigger_buffer) are
  * accepted: with the switch off they do nothing in Go nebula either, and Nebula's own example config sets some of
  * them, so existing configs keep loading. When a feature is implemented, its entries go.
  *
@@ -14,8 +14,9 @@
  * src/shared/allow-list.ts), punchy.* and punch_back (src/supervisor/punchy.ts, lighthouse-handler.ts),
  * preferred_ranges and local_range (remote-list.ts orders addresses by them), listen.host/port/read_buffer/write_buffer/send_recv_error,
  * routines (and the deprecated tun/listen.routines), cipher, relay.* (src/supervisor/relay-manager.ts), tun.*, logging.level/format/disable_timestamp, the
- * firewall (rules, conntrack timeouts and max_entries, default_local_cidr_any), stats.type prometheus with
- * listen/path/namespace/subsystem/message_metrics/interval, handshakes.try_interval/retries, timers.*, control.*,
+ * firewall (rules, conntrack timeouts and max_entries, default_local_cidr_any), stats.* (prometheus with
+ * listen/path/namespace/subsystem, graphite with prefix/host/protocol tcp, interval, message_metrics, lighthouse_metrics:
+ * src/supervisor/metrics.ts, graphite.ts), handshakes.try_interval/retries, timers.*, control.*,
  * tunnels.*. The tun device keys (tun.routes, tx_queue, unsafe route mtu/metric) are honoured with a device and
  * refused without one (DEVICE_KEYS).
  */
@@ -23,7 +24,8 @@ import type { ConfigIssue } from './errors';
 import type { ParsedConfig } from './schema';
 
 const NO_SSHD = 'nebula-ts has no ssh server';
-const NO_GRAPHITE = 'nebula-ts exports metrics to prometheus only';
+/** Go nebula resolves stats.host with net.ResolveTCPAddr, which knows no "udp" network: it refuses udp too. */
+const GRAPHITE_TCP_ONLY = 'graphite goes over tcp, as in Go nebula, whose resolver refuses udp: unknown network udp';
 
 interface Refusal {
   path: string;
@@ -41,7 +43,7 @@ const REFUSALS: readonly Refusal[] = [
     refused: (p) => (p.firewall.conntrack.routine_cache_timeout ?? 0) !== 0,
   },
   { path: 'sshd.enabled', why: NO_SSHD, refused: (p) => p.sshd.enabled },
-  { path: 'stats.type', why: NO_GRAPHITE, refused: (p) => p.stats.type === 'graphite' },
+  { path: 'stats.protocol', why: GRAPHITE_TCP_ONLY, refused: (p) => p.stats.type === 'graphite' && p.stats.protocol !== 'tcp' },
 
 ];
 
