@@ -41,3 +41,25 @@ export function parseGoDuration(text: string): bigint {
   }
   return neg ? -total : total;
 }
+
+/** Go's time.Duration.String() ("8760h0m0s", "1h30m0s", "1.5s", "300ms", "0s"), for usage texts. */
+export function formatGoDuration(ns: bigint): string {
+  if (ns === 0n) return '0s';
+  const neg = ns < 0n;
+  let u = neg ? -ns : ns;
+  const sign = neg ? '-' : '';
+  const frac = (value: bigint, digits: number): string => {
+    const text = value.toString().padStart(digits, '0').replace(/0+$/, '');
+    return text === '' ? '' : `.${text}`;
+  };
+  if (u < 1_000_000_000n) {
+    const [unit, scale, digits] = u < 1_000n ? ['ns', 1n, 0] : u < 1_000_000n ? ['µs', 1_000n, 3] : ['ms', 1_000_000n, 6];
+    return `${sign}${u / scale}${digits ? frac(u % scale, digits) : ''}${unit}`;
+  }
+  const seconds = `${(u / 1_000_000_000n) % 60n}${frac(u % 1_000_000_000n, 9)}s`;
+  u /= 1_000_000_000n;
+  if (u < 60n) return `${sign}${seconds}`;
+  const minutes = (u / 60n) % 60n;
+  const hours = u / 3600n;
+  return hours > 0n ? `${sign}${hours}h${minutes}m${seconds}` : `${sign}${minutes}m${seconds}`;
+}

@@ -1,11 +1,27 @@
-/** Usage texts, verbatim from nebula-cert 1.6.1 (`nebula-cert <mode> -h`), written to stderr. */
+/**
+ * Usage texts in nebula-cert 1.11's layout (main.go's help, each mode's "Usage of ..." line, the stdio note and
+ * FlagSet.PrintDefaults), written to stderr, with this program's name where Go prints os.Args[0].
+ */
+import type { Mode } from './commands';
 
-export const MAIN_HELP = "Usage of nebula-cert <global flags> <mode>:\n  Global flags:\n    -version: Prints the version\n    -h, -help: Prints this help message\n\n  Modes:\n    ca <flags>: create a self signed certificate authority\n    keygen <flags>: create a public/private key pair. the public key can be passed to `nebula-cert sign`\n    sign <flags>: create and sign a certificate\n    print <flags>: prints details about a certificate\n    verify <flags>: verifies a certificate isn't expired and was signed by a trusted authority.\n";
+export const PROGRAM = 'nebula-ts-cert';
 
-export const MODE_HELP: Record<string, string> = {
-  ca: "Usage of nebula-cert ca <flags>: create a self signed certificate authority\n  -duration duration\n    \tOptional: amount of time the certificate should be valid for. Valid time units are seconds: \"s\", minutes: \"m\", hours: \"h\" (default 8760h0m0s)\n  -groups string\n    \tOptional: comma separated list of groups. This will limit which groups subordinate certs can use\n  -ips string\n    \tOptional: comma separated list of ipv4 address and network in CIDR notation. This will limit which ipv4 addresses and networks subordinate certs can use for ip addresses\n  -name string\n    \tRequired: name of the certificate authority\n  -out-crt string\n    \tOptional: path to write the certificate to (default \"ca.crt\")\n  -out-key string\n    \tOptional: path to write the private key to (default \"ca.key\")\n  -out-qr string\n    \tOptional: output a qr code image (png) of the certificate\n  -subnets string\n    \tOptional: comma separated list of ipv4 address and network in CIDR notation. This will limit which ipv4 addresses and networks subordinate certs can use in subnets\n",
-  keygen: "Usage of nebula-cert keygen <flags>: create a public/private key pair. the public key can be passed to `nebula-cert sign`\n  -out-key string\n    \tRequired: path to write the private key to\n  -out-pub string\n    \tRequired: path to write the public key to\n",
-  sign: "Usage of nebula-cert sign <flags>: create and sign a certificate\n  -ca-crt string\n    \tOptional: path to the signing CA cert (default \"ca.crt\")\n  -ca-key string\n    \tOptional: path to the signing CA key (default \"ca.key\")\n  -duration duration\n    \tOptional: how long the cert should be valid for. The default is 1 second before the signing cert expires. Valid time units are seconds: \"s\", minutes: \"m\", hours: \"h\"\n  -groups string\n    \tOptional: comma separated list of groups\n  -in-pub string\n    \tOptional (if out-key not set): path to read a previously generated public key\n  -ip string\n    \tRequired: ipv4 address and network in CIDR notation to assign the cert\n  -name string\n    \tRequired: name of the cert, usually a hostname\n  -out-crt string\n    \tOptional: path to write the certificate to\n  -out-key string\n    \tOptional (if in-pub not set): path to write the private key to\n  -out-qr string\n    \tOptional: output a qr code image (png) of the certificate\n  -subnets string\n    \tOptional: comma separated list of ipv4 address and network in CIDR notation. Subnets this cert can serve for\n",
-  print: "Usage of nebula-cert print <flags>: prints details about a certificate\n  -json\n    \tOptional: outputs certificates in json format\n  -out-qr string\n    \tOptional: output a qr code image (png) of the certificate\n  -path string\n    \tRequired: path to the certificate\n",
-  verify: "Usage of nebula-cert verify <flags>: verifies a certificate isn't expired and was signed by a trusted authority.\n  -ca string\n    \tRequired: path to a file containing one or more ca certificates\n  -crt string\n    \tRequired: path to a file containing a single certificate\n",
-};
+const STDIO_HELP = '  Pass "-" to any path flag to read from stdin or write to stdout.\n';
+
+export function mainHelp(modes: readonly Mode[], error = ''): string {
+  return (
+    (error ? `Error: ${error}\n\n` : '') +
+    `Usage of ${PROGRAM} <global flags> <mode>:\n` +
+    '  Global flags:\n' +
+    '    -version: Prints the version\n' +
+    '    -h, -help: Prints this help message\n\n' +
+    '  Modes:\n' +
+    modes.map((m) => `    ${m.summary}\n`).join('') +
+    '\n' +
+    `  To see usage for a given mode, use ${PROGRAM} <mode> -h\n`
+  );
+}
+
+export function modeHelp(mode: Mode): string {
+  return `Usage of ${PROGRAM} ${mode.summary}\n${STDIO_HELP}${mode.flags().printDefaults()}`;
+}

@@ -1,27 +1,31 @@
 /**
- * nebula-ts-cert: a drop-in for nebula-cert 1.6.1 (modes ca, keygen, sign, print, verify). Errors are one
+ * nebula-ts-cert: a drop-in for nebula-cert 1.11 (modes ca, keygen, sign, print, verify; v1 and v2 certificates,
+ * curves 25519 and P256, encrypted CA keys) that still takes nebula-cert 1.6.1's flags. Errors are one
  * "Error: ..." line on stderr and exit status 1; unexpected exceptions are reported the same way, never as a stack.
  */
 import { CertError } from '../shared/pki';
+import { caMode } from './ca';
+import type { Mode } from './commands';
 import { CliError, HelpError, HelpRequested } from './errors';
-import { caMode, keygenMode, printMode, signMode, verifyMode, type Output } from './commands';
 import { FlagSet } from './flags';
-import { MAIN_HELP, MODE_HELP } from './help';
+import { mainHelp, modeHelp } from './help';
+import { keygenMode } from './keygen';
+import { printMode } from './print';
+import { signMode } from './sign';
+import { verifyMode } from './verify';
 
-export const VERSION = '1.6.1';
+/** The nebula-cert release whose interface this reproduces (what `-version` reports). */
+export const VERSION = '1.11.0';
 
-const MODES: Record<string, (args: string[], io: Output) => void> = {
-  ca: caMode,
-  keygen: keygenMode,
-  sign: signMode,
-  print: printMode,
-  verify: verifyMode,
-};
+const MODES: Record<string, Mode> = { ca: caMode, keygen: keygenMode, sign: signMode, print: printMode, verify: verifyMode };
+const MODE_LIST = Object.values(MODES);
 
 export interface RunIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
 }
+
+const helpFor = (mode: string): string => (Object.hasOwn(MODES, mode) ? modeHelp(MODES[mode]!) : '');
 
 /** Runs the CLI on `argv` (without node and script); returns the exit status. */
 export function run(argv: string[], io: RunIO): number {
@@ -32,7 +36,7 @@ export function run(argv: string[], io: RunIO): number {
       global.parse(argv);
     } catch (err) {
       if (err instanceof CliError) {
-        io.stderr(`Error: ${err.message}\n\n${MAIN_HELP}`);
+        io.stderr(mainHelp(MODE_LIST, err.message));
         return 1;
       }
       throw err;
@@ -45,29 +49,28 @@ export function run(argv: string[], io: RunIO): number {
     const args = global.rest;
     if (args.length === 0) {
       if (wantHelp) {
-        io.stderr(MAIN_HELP);
+        io.stderr(mainHelp(MODE_LIST));
         return 0;
       }
-      io.stderr(`Error: No mode was provided\n\n${MAIN_HELP}`);
+      io.stderr(mainHelp(MODE_LIST, 'No mode was provided'));
       return 1;
     }
     mode = args[0]!;
-    const handler = MODES[mode];
     if (wantHelp) {
-      io.stderr(MODE_HELP[mode] ?? MAIN_HELP);
+      io.stderr(helpFor(mode));
       return 0;
     }
-    if (!handler) throw new CliError(`unknown mode: ${mode}`);
-    handler(args.slice(1), { out: io.stdout });
+    if (!Object.hasOwn(MODES, mode)) throw new CliError(`unknown mode: ${mode}`);
+    MODES[mode]!.run(args.slice(1), { out: io.stdout, err: io.stderr });
     return 0;
   } catch (err) {
     if (err instanceof HelpRequested) {
-      io.stderr(MODE_HELP[mode] ?? MAIN_HELP);
+      io.stderr(helpFor(mode));
       return 0;
     }
     const message = err instanceof CliError || err instanceof CertError ? err.message : describe(err);
     io.stderr(`Error: ${message}\n`);
-    if (err instanceof HelpError && MODE_HELP[mode]) io.stderr(MODE_HELP[mode]!);
+    if (err instanceof HelpError) io.stderr(helpFor(mode));
     return 1;
   }
 }

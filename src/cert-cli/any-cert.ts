@@ -1,0 +1,133 @@
+/**
+ * One view of a v1 or v2 certificate, as nebula 1.11's cert.Certificate interface gives the CLI: name, version,
+ * curve, networks as IP prefixes, fingerprints, signature and key checks. The v1 codec is 1.6.1's (lenient), so a
+ * v1 certificate read here also gets the checks 1.11's v1 decoder adds (certificateV1.validate), which is what
+ * nebula-cert 1.11 applies to every certificate it reads.
+ */
+import {
+  CertError,
+  NebulaCertificate,
+  NebulaCertificateV2,
+  certV2ToPem,
+  formatPrefix,
+  unmarshalAnyCertFromPem,
+  verifyPrivateKey,
+  type Curve,
+  type IpPrefix,
+} from '../shared/pki';
+import { prefixFromMask, type IPv4Net } from '../shared/util/ipv4';
+
+const malformed = (message: string): CertError => new CertError('malformed', message);
+
+export type AnyCert = NebulaCertificate | NebulaCertificateV2;
+
+export interface CertView {
+  readonly cert: AnyCert;
+  readonly version: 1 | 2;
+  readonly name: string;
+  readonly issuer: string;
+  readonly isCA: boolean;
+  readonly curve: Curve;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly groups: readonly string[];
+  readonly networks: readonly IpPrefix[];
+  readonly unsafeNetworks: readonly IpPrefix[];
+  readonly publicKey: Buffer;
+  fingerprint(): string;
+  /** The P256 twin's fingerprint ('' for CURVE25519): what a blocklist must also hold. */
+  alternateFingerprint(): string;
+  checkSignature(signerKey: Buffer): boolean;
+  expired(now: Date): boolean;
+  /** Go's VerifyPrivateKey: throws CertError when `key` (of `curve`) is not this certificate's pair. */
+  verifyPrivateKey(curve: Curve, key: Buffer): void;
+  toPem(): string;
+}
+
+/** A v1 network as 1.11 reads it: netip.PrefixFrom(ip, ones), where a non-contiguous mask counts as 0 bits. */
+export function v1NetToPrefix(net: IPv4Net): IpPrefix {
+  const addr = Buffer.alloc(4);
+  addr.writeUInt32BE(net.ip >>> 0, 0);
+  return { addr, bits: prefixFromMask(net.mask) ?? 0 };
+}
+
+function v1View(cert: NebulaCertificate): CertView {
+  const d = cert.details;
+  return {
+    cert,
+    version: 1,
+    name: d.name,
+    issuer: d.issuer,
+    isCA: d.isCA,
+    curve: 'CURVE25519', // the v1 codec here carries no curve field: every v1 certificate it reads is 25519
+    notBefore: d.notBefore,
+    notAfter: d.notAfter,
+    groups: d.groups,
+    networks: d.ips.map(v1NetToPrefix),
+    unsafeNetworks: d.subnets.map(v1NetToPrefix),
+    publicKey: d.publicKey,
+    fingerprint: () => cert.fingerprint(),
+    alternateFingerprint: () => '',
+    checkSignature: (key) => cert.checkSignature(key),
+    expired: (now) => cert.expired(now),
+    verifyPrivateKey: (curve, key) => {
+      if (curve !== 'CURVE25519') throw new CertError('key-mismatch', 'public key does not match private key curve');
+      verifyPrivateKey(cert, key);
+    },
+    toPem: () => cert.toPem(),
+  };
+}
+
+function v2View(cert: NebulaCertificateV2): CertView {
+  const d = cert.details;
+  return {
+    cert,
+    version: 2,
+    name: d.name,
+    issuer: d.issuer,
+    isCA: d.isCA,
+    curve: cert.curve,
+    notBefore: d.notBefore,
+    notAfter: d.notAfter,
+    groups: d.groups,
+    networks: d.networks,
+    unsafeNetworks: d.unsafeNetworks,
+    publicKey: cert.publicKey,
+    fingerprint: () => cert.fingerprint(),
+    alternateFingerprint: () => cert.alternateFingerprint(),
+    checkSignature: (key) => cert.checkSignature(key),
+    expired: (now) => cert.expired(now),
+    verifyPrivateKey: (curve, key) => cert.verifyPrivateKey(curve, key),
+    toPem: () => certV2ToPem(cert),
+  };
+}
+
+export function viewOf(cert: AnyCert): CertView {
+  return cert instanceof NebulaCertificateV2 ? v2View(cert) : v1View(cert);
+}
+
+/** nebula 1.11's certificateV1.validate, with its wording (applied to CAs too, whatever the wording says). */
+export function validateV1As111(view: Pick<CertView, 'version' | 'publicKey' | 'isCA' | 'networks'>): void {
+  if (view.version !== 1) return;
+  if (view.publicKey.length === 0) throw malformed('invalid public key');
+  if (!view.isCA && view.networks.length === 0) throw malformed('non-CA certificates must contain exactly one network');
+  for (const n of view.networks) {
+    if (n.addr.every((b) => b === 0)) throw malformed(`non-CA certificates must not use the zero address as a network: ${formatPrefix(n)}`);
+  }
+}
+
+/** An uncompressed P256 point where a v1 certificate's key is: a v1 certificate of curve P256. */
+const looksP256 = (view: CertView): boolean => view.version === 1 && view.publicKey.length === 65 && view.publicKey[0] === 0x04;
+
+/**
+ * Go 1.11's UnmarshalCertificateFromPEM (first block, v1 or v2 by banner) plus the v1 checks above. v1
+ * certificates of curve P256 are refused: the v1 codec drops their curve field (100), so their fingerprint and
+ * signature would come out wrong.
+ */
+export function readCertFromPem(text: string): { view: CertView; rest: string } {
+  const { cert, rest } = unmarshalAnyCertFromPem(text);
+  const view = viewOf(cert);
+  if (looksP256(view)) throw malformed('v1 certificates with curve P256 are not supported by nebula-ts-cert');
+  validateV1As111(view);
+  return { view, rest };
+}
