@@ -1,93 +1,84 @@
 /**
- * `npm run bench`: nebula-ts next to Go nebula 1.6.1 on this machine, in one run. Three meshes of two nodes each
- * (Go <-> Go, nebula-ts <-> nebula-ts, nebula-ts <-> Go), the same iperf3 TCP test through each overlay, and the
- * ratios printed. Every run is bounded in time and traffic stays inside the namespaces it creates. Needs root,
- * iperf3 and the nebula package.
+ * `npm run bench`: nebula-ts next to Go nebula 1.6.1 on this machine, in one run. For each cipher and routine count,
+ * a fresh two-node mesh per implementation (the same certs and config apart from the binary), the implementations
+ * alternating A/B/B/A over the repetitions; per run: the first ping after start, ping RTT, iperf3 TCP with 1 and 4
+ * streams each way, a 64-byte UDP flood (packets/s, CPU µs and syscalls per packet), CPU-seconds per GB and RSS.
+ * Prints medians with ratios to the first implementation (Go by default) and can write every run as JSON.
+ * Traffic stays inside the namespaces it creates, which are removed after each run. Needs root, iperf3 and the
+ * nebula package; `perf` is optional (syscall counts).
  *
- *   npm run bench [-- --seconds 5 --routines 2 --cipher aes --parallel 4]
+ *   npm run bench [-- --seconds 3 --reps 2 --ciphers aes,chachapoly --routines 1,2 --impls go,ts
+ *                     --tests first,ping,tcp1,tcp1r,tcp4,tcp4r,udp --json out.json --baseline /other/checkout --quick]
+ *
+ * `--baseline DIR` adds implementation `base`: nebula-ts run from DIR/dist (another build, e.g. before a change),
+ * measured alternately with the current one. `mix` is a nebula-ts client with a Go server.
  */
-import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { Mesh, type NodeKind } from '../testbed/netns-mesh';
+import { run } from './probes';
+import { table, summarize, type RunRecord } from './report';
+import { ALL_TESTS, runOnce, type Impl, type TestName } from './scenario';
 
 interface Options {
   seconds: number;
-  routines: number;
-  cipher: 'aes' | 'chachapoly';
-  parallel: number;
+  reps: number;
+  ciphers: Array<'aes' | 'chachapoly'>;
+  routines: number[];
+  impls: string[];
+  tests: Set<TestName>;
+  json?: string;
+  baseline?: string;
 }
 
+const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+
 function parse(argv: string[]): Options {
-  const o: Options = { seconds: 5, routines: 1, cipher: 'aes', parallel: 1 };
+  const o: Options = { seconds: 3, reps: 2, ciphers: ['aes', 'chachapoly'], routines: [1, 2], impls: ['go', 'ts'], tests: new Set(ALL_TESTS) };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
-    switch (argv[i]) {
-      case '--seconds':
-        o.seconds = Math.min(60, Math.max(1, Number(v)));
-        i++;
-        break;
-      case '--routines':
-        o.routines = Math.max(1, Number(v));
-        i++;
-        break;
-      case '--cipher':
-        o.cipher = v === 'chachapoly' ? 'chachapoly' : 'aes';
-        i++;
-        break;
-      case '--parallel':
-        o.parallel = Math.min(64, Math.max(1, Number(v)));
-        i++;
-        break;
+    const flag = argv[i]!;
+    if (flag === '--quick') {
+      Object.assign(o, { reps: 1, ciphers: ['aes'], routines: [1] });
+      continue;
     }
+    i++;
+    if (flag === '--seconds') o.seconds = Math.min(60, Math.max(1, Number(v)));
+    else if (flag === '--reps') o.reps = Math.min(20, Math.max(1, Number(v)));
+    else if (flag === '--ciphers') o.ciphers = list(v).map((c) => (c === 'chachapoly' ? 'chachapoly' : 'aes'));
+    else if (flag === '--routines') o.routines = list(v).map((r) => Math.max(1, Number(r)));
+    else if (flag === '--impls') o.impls = list(v);
+    else if (flag === '--tests') o.tests = new Set(list(v).filter((t): t is TestName => (ALL_TESTS as readonly string[]).includes(t)));
+    else if (flag === '--json') o.json = v;
+    else if (flag === '--baseline') o.baseline = path.resolve(v ?? '.');
+    else throw new Error(`unknown option ${flag}`);
   }
+  if (o.baseline && !o.impls.includes('base')) o.impls.push('base');
   return o;
 }
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
-      else resolve(String(stdout));
-    });
-  });
-}
-
-interface Result {
-  label: string;
-  gbps: number;
-  retransmits: number;
-}
-
-async function measure(label: string, kinds: [NodeKind, NodeKind], o: Options): Promise<Result> {
-  const mesh = new Mesh({ projectRoot: path.resolve(__dirname, '..', '..'), cipher: o.cipher });
-  try {
-    await mesh.init();
-    const routines = (k: NodeKind): number | undefined => (k === 'ts' ? o.routines : undefined);
-    const goRoutines = (k: NodeKind): Record<string, unknown> => (k === 'go' ? { routines: o.routines } : {});
-    await mesh.add({ name: 'client', kind: kinds[0], overlayIp: '192.168.100.1', routines: routines(kinds[0]), config: goRoutines(kinds[0]) });
-    await mesh.add({ name: 'server', kind: kinds[1], overlayIp: '192.168.100.2', routines: routines(kinds[1]), config: goRoutines(kinds[1]) });
-    mesh.writeConfigs();
-    await mesh.start('server');
-    await mesh.start('client');
-    if (!(await mesh.pingUntilReply('client', '192.168.100.2', 15_000))) throw new Error(`${label}: no tunnel`);
-    const server = mesh.node('server');
-    const serverProc = execFile('ip', ['netns', 'exec', server.ns, 'iperf3', '-s', '-1', '--forceflush', '-B', '192.168.100.2'], { timeout: (o.seconds + 30) * 1000 });
-    // iperf3 -s prints "Server listening" once bound (flushed at once with --forceflush): wait for it, no sleep.
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('iperf3 server did not start')), 10_000);
-      serverProc.stdout?.on('data', (c: Buffer) => {
-        if (/Server listening/.test(c.toString())) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
-    const out = await mesh.exec('client', 'iperf3', ['-c', '192.168.100.2', '-t', String(o.seconds), '-P', String(o.parallel), '-J'], (o.seconds + 30) * 1000);
-    const json = JSON.parse(out) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
-    return { label, gbps: json.end.sum_received.bits_per_second / 1e9, retransmits: json.end.sum_sent.retransmits ?? 0 };
-  } finally {
-    await mesh.destroy();
+function implFor(label: string, o: Options): Impl {
+  const root = path.resolve(__dirname, '..', '..');
+  switch (label) {
+    case 'go':
+      return { label, client: 'go', server: 'go', root };
+    case 'ts':
+      return { label, client: 'ts', server: 'ts', root };
+    case 'mix':
+      return { label, client: 'ts', server: 'go', root };
+    case 'base':
+      if (!o.baseline) throw new Error('implementation base needs --baseline DIR');
+      return { label, client: 'ts', server: 'ts', root: o.baseline };
+    default:
+      throw new Error(`unknown implementation ${label} (go, ts, mix, base)`);
   }
+}
+
+async function has(cmd: string): Promise<boolean> {
+  return run('sh', ['-c', `command -v ${cmd}`], 5000).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function main(): Promise<number> {
@@ -96,29 +87,56 @@ async function main(): Promise<number> {
     process.stdout.write('The benchmark builds network namespaces: run it as root.\n');
     return 1;
   }
-  for (const cmd of ['nebula', 'iperf3']) {
-    try {
-      await run('sh', ['-c', `command -v ${cmd}`], 5000);
-    } catch {
-      process.stdout.write(`The benchmark needs ${cmd} (apt-get install nebula iperf3).\n`);
+  for (const cmd of ['nebula', 'iperf3', 'ping']) {
+    if (!(await has(cmd))) {
+      process.stdout.write(`The benchmark needs ${cmd} (apt-get install nebula iperf3 iputils-ping).\n`);
       return 1;
     }
   }
-  process.stdout.write(`iperf3 TCP, ${o.seconds} s, ${o.parallel} stream(s), cipher ${o.cipher}, routines ${o.routines}, MTU 1300\n`);
-  const results: Result[] = [];
-  for (const [label, kinds] of [
-    ['go <-> go', ['go', 'go']],
-    ['ts <-> ts', ['ts', 'ts']],
-    ['ts <-> go', ['ts', 'go']],
-  ] as Array<[string, [NodeKind, NodeKind]]>) {
-    const r = await measure(label, kinds, o);
-    results.push(r);
-    process.stdout.write(`  ${label.padEnd(10)} ${r.gbps.toFixed(3)} Gbit/s  (retransmits ${r.retransmits})\n`);
+  const perf = await run('perf', ['stat', '-x', ',', '-e', 'raw_syscalls:sys_enter', '--', 'true'], 10_000).then(
+    () => true,
+    () => false,
+  );
+  const impls = o.impls.map((l) => implFor(l, o));
+  const load0 = os.loadavg();
+  process.stdout.write(
+    `nebula-ts vs Go nebula 1.6.1: ${o.reps} repetition(s) x ${o.seconds} s, ciphers ${o.ciphers.join(',')}, routines ${o.routines.join(',')}, ` +
+      `implementations ${o.impls.join(',')}, MTU 1300, ${os.cpus().length} CPUs, load average ${load0.map((l) => l.toFixed(1)).join(' ')}` +
+      `${perf ? '' : ' (no usable perf: no syscall counts)'}\n`,
+  );
+  const runs: RunRecord[] = [];
+  for (let rep = 0; rep < o.reps; rep++) {
+    for (const cipher of o.ciphers) {
+      for (const routines of o.routines) {
+        // A/B then B/A: neither implementation always runs first (warmer caches, a load that drifts).
+        const order = rep % 2 === 0 ? impls : [...impls].reverse();
+        for (const impl of order) {
+          const rec: RunRecord = { impl: impl.label, cipher, routines, rep, load1: os.loadavg()[0]!, metrics: {} };
+          try {
+            rec.metrics = await runOnce({ impl, cipher, routines, seconds: o.seconds, tests: o.tests, perf });
+          } catch (err) {
+            rec.error = err instanceof Error ? err.message : String(err);
+          }
+          runs.push(rec);
+          const shown = Object.entries(rec.metrics).map(([k, v]) => `${k}=${Number(v.toPrecision(4))}`).join(' ');
+          process.stdout.write(`  rep ${rep + 1} ${impl.label} ${cipher} routines ${routines} (load ${rec.load1.toFixed(1)}): ${rec.error ? `FAILED: ${rec.error.split('\n')[0]}` : shown}\n`);
+        }
+      }
+    }
   }
-  const go = results[0]!.gbps;
-  process.stdout.write('ratios to Go nebula 1.6.1 on this machine:\n');
-  for (const r of results.slice(1)) process.stdout.write(`  ${r.label.padEnd(10)} ${(r.gbps / go).toFixed(2)}x\n`);
-  return 0;
+  const summary = summarize(runs.filter((r) => !r.error));
+  const load1 = os.loadavg();
+  for (const routines of o.routines) {
+    process.stdout.write(`\nroutines ${routines}, medians of ${o.reps}; ratios > 1 are better than ${o.impls[0]}:\n\n`);
+    process.stdout.write(table(summary, o.impls, o.ciphers, routines) + '\n');
+  }
+  process.stdout.write(`\nload average at the end: ${load1.map((l) => l.toFixed(1)).join(' ')}\n`);
+  if (o.json) {
+    const doc = { date: new Date().toISOString(), kernel: os.release(), cpus: os.cpus().length, loadavgStart: load0, loadavgEnd: load1, options: { ...o, tests: [...o.tests] }, runs, summary };
+    writeFileSync(o.json, JSON.stringify(doc, null, 2) + '\n');
+    process.stdout.write(`results written to ${o.json}\n`);
+  }
+  return runs.some((r) => r.error) ? 2 : 0;
 }
 
 main().then(

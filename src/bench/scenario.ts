@@ -1,0 +1,106 @@
+/**
+ * One benchmark run: a fresh two-node mesh (client 192.168.100.1, server .2) of one implementation, one cipher and
+ * one routine count, then every selected measurement through its tunnel, then the mesh is destroyed. The time to
+ * the first ping is taken first, on the tunnel the ping itself makes.
+ */
+import { Mesh, type NodeKind } from '../testbed/netns-mesh';
+import { cpuSeconds, processTree, rssBytes, schedNs } from './proc-stats';
+import { countSyscalls, dropCounters, firstPing, pingRtt, startIperfServer, tcp, udpFlood } from './probes';
+
+export type TestName = 'first' | 'ping' | 'tcp1' | 'tcp1r' | 'tcp4' | 'tcp4r' | 'udp';
+export const ALL_TESTS: readonly TestName[] = ['first', 'ping', 'tcp1', 'tcp1r', 'tcp4', 'tcp4r', 'udp'];
+
+/** An implementation under test: which binary each of the two nodes runs, and from which build for nebula-ts. */
+export interface Impl {
+  /** Column label: 'go', 'ts', 'base' (another nebula-ts build), 'mix' (nebula-ts client, Go server). */
+  label: string;
+  client: NodeKind;
+  server: NodeKind;
+  /** Project root whose dist/ the nebula-ts nodes run. */
+  root: string;
+}
+
+export interface RunSpec {
+  impl: Impl;
+  cipher: 'aes' | 'chachapoly';
+  routines: number;
+  seconds: number;
+  tests: ReadonlySet<TestName>;
+  /** Syscall counts with perf (when it works here). */
+  perf: boolean;
+}
+
+/** Metric name -> value; a metric a run did not measure is absent. */
+export type Metrics = Record<string, number>;
+
+const CLIENT = '192.168.100.1';
+const SERVER = '192.168.100.2';
+
+export async function runOnce(spec: RunSpec): Promise<Metrics> {
+  const { impl, seconds, tests } = spec;
+  const m: Metrics = {};
+  const mesh = new Mesh({ projectRoot: impl.root, cipher: spec.cipher });
+  try {
+    await mesh.init();
+    for (const [name, ip, kind] of [
+      ['client', CLIENT, impl.client],
+      ['server', SERVER, impl.server],
+    ] as const) {
+      // Go 1.6.1 and nebula-ts read the same `routines` key; nebula-ts' testbed sets it from the spec.
+      await mesh.add({ name, kind, overlayIp: ip, routines: kind === 'ts' ? spec.routines : undefined, config: kind === 'go' ? { routines: spec.routines } : {} });
+    }
+    mesh.writeConfigs();
+    await mesh.start('server');
+    await mesh.start('client');
+    if (tests.has('first')) m.first_ping_ms = await firstPing(mesh, 'client', SERVER);
+    if (!(await mesh.pingUntilReply('client', SERVER, 15_000))) throw new Error(`${impl.label}: no tunnel`);
+    const trees = (): number[] => [mesh.node('client'), mesh.node('server')].flatMap((n) => processTree(n.process!.pid!));
+    if (tests.has('ping')) {
+      const p = await pingRtt(mesh, 'client', SERVER, 100, 0.01);
+      m.ping_rtt_ms = p.medianMs;
+    }
+    const iperf = await startIperfServer(mesh, 'server', SERVER);
+    try {
+      if (tests.has('tcp1')) {
+        const cpu0 = cpuSeconds(trees());
+        const r = await tcp(mesh, 'client', SERVER, seconds, 1, false);
+        m.tcp1_gbps = r.gbps;
+        m.cpu_s_per_gb = (cpuSeconds(trees()) - cpu0) / (r.bytes / 1e9);
+      }
+      if (tests.has('tcp1r')) m.tcp1r_gbps = (await tcp(mesh, 'client', SERVER, seconds, 1, true)).gbps;
+      if (tests.has('tcp4')) m.tcp4_gbps = (await tcp(mesh, 'client', SERVER, seconds, 4, false)).gbps;
+      if (tests.has('tcp4r')) m.tcp4r_gbps = (await tcp(mesh, 'client', SERVER, seconds, 4, true)).gbps;
+      if (tests.has('udp')) {
+        const pids = trees();
+        const syscalls = spec.perf ? countSyscalls(pids) : undefined;
+        const cpu0 = cpuSeconds(pids);
+        const sched0 = schedNs(pids);
+        const [client0, server0] = await Promise.all([dropCounters(mesh, 'client'), dropCounters(mesh, 'server')]);
+        const r = await udpFlood(mesh, 'client', SERVER, seconds, 64);
+        const cpu = cpuSeconds(pids) - cpu0;
+        const sched1 = schedNs(pids);
+        const [client1, server1] = await Promise.all([dropCounters(mesh, 'client'), dropCounters(mesh, 'server')]);
+        // Where the flood's losses happened, as shares of what iperf3 sent.
+        const sent = Math.max(1, r.sent);
+        m.udp64_lost_client_tun = (client1.tunTxDropped - client0.tunTxDropped) / sent;
+        const serverUnderlay = server1.underlayDrops - server0.underlayDrops;
+        m.udp64_lost_server_underlay = serverUnderlay / sent;
+        m.udp64_lost_server_app = (server1.udpRcvbufErrors - server0.udpRcvbufErrors - serverUnderlay) / sent;
+        m.udp64_lost_total = (r.sent - r.received) / sent;
+        const calls = await syscalls?.stop();
+        m.udp64_pps = r.pps;
+        m.udp64_cpu_us_per_pkt = (cpu * 1e6) / Math.max(1, r.received);
+        // CPUs the two nodes used, and how long their threads waited for one, per second of the flood.
+        m.udp64_cpus_used = (sched1.runNs - sched0.runNs) / 1e9 / seconds;
+        m.udp64_cpus_waited = (sched1.waitNs - sched0.waitNs) / 1e9 / seconds;
+        if (calls !== undefined) m.udp64_syscalls_per_pkt = calls / Math.max(1, r.received);
+      }
+    } finally {
+      iperf.stop();
+    }
+    m.rss_mib = (rssBytes(processTree(mesh.node('client').process!.pid!)) + rssBytes(processTree(mesh.node('server').process!.pid!))) / 2 / (1 << 20);
+    return m;
+  } finally {
+    await mesh.destroy();
+  }
+}
