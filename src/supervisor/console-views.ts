@@ -4,7 +4,7 @@
  * firewall.Packet), Go's encoder escaping and indentation, and the text forms (Go's where Go has one, small aligned
  * tables for our own commands).
  */
-import { certToJsonValue, type NebulaCertificate } from '../shared/pki';
+import { certToJsonValue, type Certificate } from '../shared/pki';
 import type { ConntrackEntry } from '../shared/state/conntrack';
 import { formatIPv4 } from '../shared/util/ipv4';
 import { formatEndpoint, type Endpoint } from '../shared/util/endpoint';
@@ -44,7 +44,7 @@ export interface HostInfoFacts {
   localIndex: number;
   remoteIndex: number;
   remoteAddrs: readonly Endpoint[];
-  cert?: NebulaCertificate;
+  cert?: Certificate;
   messageCounter: number;
   currentRemote?: Endpoint;
 }

@@ -14,7 +14,7 @@
  */
 import dgram from 'node:dgram';
 import type { Logger } from '../shared/log';
-import type { NebulaCertificate } from '../shared/pki/cert';
+import type { Certificate } from '../shared/pki';
 import { formatNet, goTimeString } from '../shared/pki/format';
 import { parseIPv4 } from '../shared/util/ipv4';
 import {
@@ -52,7 +52,7 @@ export interface DnsRecordSource {
  * Go 1.6.1's TXT text for a cert: `"Name: n" "Ips: [10.1.0.2/16]" "Subnets []" "Groups [a b]" "NotBefore …"
  * "NotAFter …" "PublicKey <hex>" "IsCA false" "Issuer <hex>"` (Go's spelling and capitals, times in the local zone).
  */
-export function dnsCertText(cert: NebulaCertificate): string {
+export function dnsCertText(cert: Certificate): string {
   const d = cert.details;
   const list = (items: readonly string[]): string => `[${items.join(' ')}]`;
   return (

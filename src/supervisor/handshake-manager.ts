@@ -6,7 +6,7 @@
  */
 import { createInitiator } from '../shared/noise';
 import { HEADER_LEN } from '../shared/protocol/header';
-import type { NebulaCertificate } from '../shared/pki';
+import type { Certificate } from '../shared/pki';
 import { formatIPv4 } from '../shared/util/ipv4';
 import { formatEndpoint, type Endpoint } from '../shared/util/endpoint';
 import { PendingHandshakes, type Pending } from './pending-handshakes';
@@ -16,7 +16,18 @@ import type { MetaPacket } from '../shared/ipc/messages';
 import type { HostMap, HostInfo, NewTunnel } from './hostmap';
 import type { SupervisorCounters } from './counters';
 import type { CAPool } from '../shared/pki';
-import { buildStage1, DENIED, errText, logFailure, openHandshakePayload, remoteOf, type HandshakePath } from './handshake-messages';
+import {
+  buildStage1,
+  certHasVpnIp,
+  DENIED,
+  errText,
+  logFailure,
+  openHandshakePayload,
+  peerNetworks,
+  receivedMessage,
+  remoteOf,
+  type HandshakePath,
+} from './handshake-messages';
 import { respondToStage1 } from './handshake-responder';
 import { Histogram } from './histogram';
 import type { RemoteAllowList } from '../shared/allow-list';
@@ -25,8 +36,12 @@ import type { RemoteAllowList } from '../shared/allow-list';
 export interface HandshakeEnv {
   log: Logger;
   cipher: CipherName;
-  /** The current PKI: read at every handshake, so a reloaded cert/key/CA pool applies to new tunnels. */
-  pki: () => { cert: NebulaCertificate; privateKey: Buffer; caPool: CAPool };
+  /**
+   * The current PKI: read at every handshake, so a reloaded cert/key/CA pool applies to new tunnels. `cert` is our
+   * certificate, or a CertState holding a v1 and a v2 one (we initiate in its initiating version and answer in the
+   * initiator's when we hold it).
+   */
+  pki: () => { cert: Certificate; privateKey: Buffer; caPool: CAPool };
   vpnIp: number;
   hostmap: HostMap;
   tryIntervalMs: number;
@@ -121,7 +136,8 @@ export class HandshakeManager {
     if (vpnIp === env.vpnIp || this.pending.forVpnIp(vpnIp)) return;
     const localIndex = env.hostmap.allocateIndex();
     const pki = env.pki();
-    const noise = createInitiator({ cipher: env.cipher, staticPrivate: pki.privateKey });
+    const noise = createInitiator({ cipher: env.cipher, staticPrivate: pki.privateKey, curve: pki.cert.curve });
+    // A CertState reads as its initiating version's certificate.
     const packet = buildStage1(noise, pki.cert, localIndex);
     const p: Pending = { vpnIp, localIndex, noise, packet, attempts: 0, startedAt: process.hrtime.bigint(), knownAddress, directOnly };
     this.pending.add(p);
@@ -237,7 +253,8 @@ export class HandshakeManager {
       return;
     }
     // Authenticated by Noise from here on, so it really came from the peer: a broken payload ends this handshake.
-    const opened = openHandshakePayload(payload, peerStatic, env.pki().caPool);
+    const pki = env.pki();
+    const opened = openHandshakePayload(payload, peerStatic, pki.caPool, pki.cert.curve);
     if (!opened.ok) {
       logFailure(env.log, opened, { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from) }, 2);
       this.drop(p);
@@ -248,13 +265,20 @@ export class HandshakeManager {
       vpnIp: formatIPv4(p.vpnIp),
       udpAddr: addr(from),
       certName: cert.details.name,
+      certVersion: cert.version,
       fingerprint: cert.fingerprint(),
       issuer: cert.details.issuer,
       initiatorIndex: p.localIndex,
       responderIndex: details.responderIndex,
       handshake: { stage: 2, style: 'ix_psk0' },
     };
-    if (cert.vpnIp !== p.vpnIp) {
+    const networks = peerNetworks(cert, pki.cert);
+    if (networks.isSelf) {
+      env.log.error('Refusing to handshake with myself', fields);
+      this.drop(p);
+      return;
+    }
+    if (!certHasVpnIp(cert, p.vpnIp)) {
       env.log.info('Incorrect host responded to handshake', { ...fields, certVpnIp: formatIPv4(cert.vpnIp ?? 0) });
       this.drop(p);
       return;
@@ -275,6 +299,6 @@ export class HandshakeManager {
     });
     if (!installed) return; // refused (and logged) by install: the host map is full
     this.durations.update(duration);
-    env.log.info('Handshake message received', { ...fields, durationNs: duration, sentCachedPackets: 0 });
+    env.log.info(receivedMessage(networks.inCommon), { ...fields, durationNs: duration, sentCachedPackets: 0 });
   }
 }

@@ -8,7 +8,8 @@ import { HEADER_LEN } from '../shared/protocol/header';
 import { formatEndpoint as addr } from '../shared/util/endpoint';
 import { formatIPv4 } from '../shared/util/ipv4';
 import type { HandshakeEnv } from './handshake-manager';
-import { buildStage2, DENIED, errText, logFailure, openHandshakePayload, remoteOf, type HandshakePath } from './handshake-messages';
+import { ownCertFor } from '../shared/pki';
+import { buildStage2, DENIED, errText, logFailure, openHandshakePayload, peerNetworks, receivedMessage, remoteOf, type HandshakePath } from './handshake-messages';
 import type { Pending } from './pending-handshakes';
 
 /** What the responder needs of the handshake manager: its environment and its pending (initiated) handshakes. */
@@ -19,10 +20,10 @@ export interface Responder {
 }
 
 export function respondToStage1(r: Responder, data: Buffer, from: HandshakePath): void {
-const env = r.env;
+  const env = r.env;
   const noiseMsg = data.subarray(HEADER_LEN);
   const pki = env.pki();
-  const noise = createResponder({ cipher: env.cipher, staticPrivate: pki.privateKey });
+  const noise = createResponder({ cipher: env.cipher, staticPrivate: pki.privateKey, curve: pki.cert.curve });
   let payload: Buffer;
   let peerStatic: Buffer;
   try {
@@ -31,7 +32,7 @@ const env = r.env;
     env.log.error('Failed to call noise.ReadMessage', { udpAddr: addr(from), error: errText(err), handshake: { stage: 1, style: 'ix_psk0' } });
     return;
   }
-  const opened = openHandshakePayload(payload, peerStatic, pki.caPool);
+  const opened = openHandshakePayload(payload, peerStatic, pki.caPool, pki.cert.curve);
   if (!opened.ok) {
     logFailure(env.log, opened, { udpAddr: addr(from) }, 1);
     return;
@@ -42,12 +43,14 @@ const env = r.env;
     vpnIp: formatIPv4(vpnIp),
     udpAddr: addr(from),
     certName: cert.details.name,
+    certVersion: cert.version,
     fingerprint: cert.fingerprint(),
     issuer: cert.details.issuer,
     initiatorIndex: details.initiatorIndex,
     handshake: { stage: 1, style: 'ix_psk0' },
   };
-  if (vpnIp === env.vpnIp) {
+  const networks = peerNetworks(cert, pki.cert);
+  if (vpnIp === env.vpnIp || networks.isSelf) {
     env.log.error('Refusing to handshake with myself', fields);
     return;
   }
@@ -83,7 +86,8 @@ const env = r.env;
   const localIndex = env.hostmap.allocateIndex();
   let reply: Buffer;
   try {
-    reply = buildStage2(noise, pki.cert, details.initiatorIndex, localIndex);
+    // Go 1.11: answer in the initiator's certificate version when we hold a certificate of it, else in ours.
+    reply = buildStage2(noise, ownCertFor(pki.cert, cert.version), details.initiatorIndex, localIndex);
   } catch (err) {
     env.hostmap.releaseIndex(localIndex);
     env.log.error('Failed to call noise.WriteMessage', { ...fields, error: errText(err) });
@@ -111,6 +115,6 @@ const env = r.env;
   }
   env.sendUdp(reply, from);
   env.counters.inc('messages.tx.handshake_ixpsk0');
-  env.log.info('Handshake message received', fields);
+  env.log.info(receivedMessage(networks.inCommon), fields);
   env.log.info('Handshake message sent', { ...fields, responderIndex: localIndex, sentCachedPackets: 0, handshake: { stage: 2, style: 'ix_psk0' } });
 }

@@ -5,7 +5,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { TunnelSlots } from '../shared/state/tunnel-slots';
-import type { NebulaCertificate } from '../shared/pki';
+import type { Certificate } from '../shared/pki';
 import type { PacketCipher } from '../shared/crypto';
 import type { ViaRelay } from '../shared/ipc/messages';
 
@@ -16,7 +16,7 @@ export interface HostInfo {
   slot: number;
   sendKey: Buffer;
   recvKey: Buffer;
-  cert: NebulaCertificate;
+  cert: Certificate;
   remoteIp: number;
   remotePort: number;
   /** Initiator's handshake Time (ns): a newer handshake from the same host replaces this tunnel (spec §3.7). */

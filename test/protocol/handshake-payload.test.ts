@@ -51,7 +51,7 @@ t.test('stage-1 payload: only initiator index and time; hmac and cookie carried 
   t.same(encodeHandshake({ details: stage1 }).subarray(0, 2), Buffer.from([0x0a, 0x04]));
 });
 
-t.test('unknown fields (CertVersion=8, reserved 6/7, outer 9) are ignored', async (t) => {
+t.test('unknown fields (reserved 6/7, outer 9) are ignored; CertVersion=8 is read', async (t) => {
   const inner = Buffer.concat([
     Buffer.from('10', 'hex'),
     Buffer.from([42]),
@@ -62,6 +62,21 @@ t.test('unknown fields (CertVersion=8, reserved 6/7, outer 9) are ignored', asyn
   const dec = decodeHandshake(msg);
   t.equal(dec.details?.initiatorIndex, 42);
   t.equal(dec.details?.cert.length, 0);
+  t.equal(dec.details?.certVersion, 1, 'CertVersion');
+});
+
+t.test('CertVersion (field 8, nebula 1.10+): written when set, as Go 1.11 writes it; 0 means absent', async (t) => {
+  const v2 = { ...details, certVersion: 2 };
+  const enc = encodeHandshake({ details: v2 });
+  // Go's MarshalPayload: ... Time=5, then CertVersion=8 (tag 0x40) last.
+  t.equal(enc.subarray(enc.length - 2).toString('hex'), '4002', 'field 8 = 2 at the end of the details');
+  t.same(decodeHandshake(enc).details, v2, 'round trip');
+  t.notOk('certVersion' in decodeHandshake(encodeHandshake({ details })).details!, 'absent when not set (a 1.6-era peer)');
+  t.same(encodeHandshake({ details: { ...details, certVersion: 0 } }), encodeHandshake({ details }), '0 is not written');
+  const withZero = Buffer.concat([Buffer.from([0x0a, 2]), Buffer.from('4000', 'hex')]);
+  t.notOk('certVersion' in decodeHandshake(withZero).details!, 'an explicit 0 reads as absent');
+  t.ok(throwsProtobufError(() => decodeHandshake(Buffer.from('0a06408080808010', 'hex'))), 'a value over uint32 is refused, as Go does');
+  t.ok(throwsProtobufError(() => decodeHandshake(Buffer.from('0a03420102', 'hex'))), 'CertVersion as bytes is refused');
 });
 
 t.test('malformed input is rejected with ProtobufError', async (t) => {

@@ -1,5 +1,6 @@
 /**
- * Noise HandshakeState for pattern IX only (Noise spec §5.3, §7.5), as Nebula uses it (nebula-spec §3.1):
+ * Noise HandshakeState for pattern IX only (Noise spec §5.3, §7.5), as Nebula uses it (nebula-spec §3.1), with the
+ * DH function of the node's curve (25519, or P256 for P256 certificates: dh-functions.ts):
  *
  *   -> e, s
  *   <- e, ee, se, s, es
@@ -11,24 +12,27 @@
  */
 import type { CipherName } from '../crypto/types';
 import { CipherState } from './cipher-state';
-import { DHLEN, generateX25519KeyPair, x25519, x25519KeyPairFromPrivate, X25519KeyPair } from './dh';
+import { DHLEN } from './dh';
+import { dhFor, type DHCurve, type DHKeyPair, type NoiseDH } from './dh-functions';
 import { NoiseError } from './errors';
 import { SymmetricState } from './symmetric-state';
 
 const TAGLEN = 16;
 
-/** Minimum sizes: message 1 = e + s; message 2 = e + encrypted s + the (possibly empty) payload's tag. */
+/** Minimum sizes (25519): message 1 = e + s; message 2 = e + encrypted s + the (possibly empty) payload's tag. */
 export const MESSAGE1_MIN = DHLEN + DHLEN;
 export const MESSAGE2_MIN = DHLEN + DHLEN + TAGLEN + TAGLEN;
 
-export function noiseProtocolName(cipher: CipherName): string {
-  return `Noise_IX_25519_${cipher === 'aes' ? 'AESGCM' : 'ChaChaPoly'}_SHA256`;
+export function noiseProtocolName(cipher: CipherName, curve: DHCurve = 'CURVE25519'): string {
+  return `Noise_IX_${dhFor(curve).name}_${cipher === 'aes' ? 'AESGCM' : 'ChaChaPoly'}_SHA256`;
 }
 
 export interface NoiseHandshakeOptions {
   cipher: CipherName;
-  /** Raw 32-byte X25519 private key (the node's `pki.key`). */
+  /** Raw 32-byte private key of `curve` (the node's `pki.key`). */
   staticPrivate: Buffer;
+  /** The curve of the node's certificate; default CURVE25519. */
+  curve?: DHCurve;
   /** Defaults to empty, which is what Nebula uses. */
   prologue?: Buffer;
   /** Fixed ephemeral private key, for test vectors only; otherwise one is generated. */
@@ -37,7 +41,7 @@ export interface NoiseHandshakeOptions {
 
 export interface NoiseReadResult {
   payload: Buffer;
-  /** The peer's raw 32-byte static public key, as learnt from the message. */
+  /** The peer's raw static public key (32 bytes, 65 for P256), as learnt from the message. */
   peerStatic: Buffer;
 }
 
@@ -53,9 +57,10 @@ type Step = 'message1' | 'message2' | 'done' | 'failed';
 
 export class NoiseIXHandshake {
   private readonly ss: SymmetricState;
-  private readonly s: X25519KeyPair;
+  private readonly dh: NoiseDH;
+  private readonly s: DHKeyPair;
   private readonly fixedEphemeral: Buffer | undefined;
-  private e: X25519KeyPair | undefined;
+  private e: DHKeyPair | undefined;
   private rs: Buffer | undefined;
   private re: Buffer | undefined;
   private step: Step = 'message1';
@@ -67,10 +72,12 @@ export class NoiseIXHandshake {
     if (opts.cipher !== 'aes' && opts.cipher !== 'chachapoly') {
       throw new NoiseError(`unknown cipher ${String(opts.cipher)}`);
     }
-    this.ss = new SymmetricState(opts.cipher, noiseProtocolName(opts.cipher));
-    this.s = x25519KeyPairFromPrivate(opts.staticPrivate);
-    if (opts.ephemeralPrivate && opts.ephemeralPrivate.length !== DHLEN) {
-      throw new NoiseError(`ephemeral private key must be ${DHLEN} bytes`);
+    const curve = opts.curve ?? 'CURVE25519';
+    this.dh = dhFor(curve);
+    this.ss = new SymmetricState(opts.cipher, noiseProtocolName(opts.cipher, curve));
+    this.s = this.dh.fromPrivate(opts.staticPrivate);
+    if (opts.ephemeralPrivate && opts.ephemeralPrivate.length !== this.dh.privateLen) {
+      throw new NoiseError(`ephemeral private key must be ${this.dh.privateLen} bytes`);
     }
     this.fixedEphemeral = opts.ephemeralPrivate ? Buffer.from(opts.ephemeralPrivate) : undefined;
     this.ss.mixHash(opts.prologue ?? Buffer.alloc(0));
@@ -81,7 +88,7 @@ export class NoiseIXHandshake {
   }
 
   get protocolName(): string {
-    return noiseProtocolName(this.ss.cipher);
+    return `Noise_IX_${this.dh.name}_${this.ss.cipher === 'aes' ? 'AESGCM' : 'ChaChaPoly'}_SHA256`;
   }
 
   /** Our raw static public key. */
@@ -108,8 +115,8 @@ export class NoiseIXHandshake {
     if (this.step !== step) throw new NoiseError(`${what} called in state ${this.step}`);
   }
 
-  private newEphemeral(): X25519KeyPair {
-    return this.fixedEphemeral ? x25519KeyPairFromPrivate(this.fixedEphemeral) : generateX25519KeyPair();
+  private newEphemeral(): DHKeyPair {
+    return this.fixedEphemeral ? this.dh.fromPrivate(this.fixedEphemeral) : this.dh.generate();
   }
 
   /** Initiator: `-> e, s` followed by the payload (all in clear). */
@@ -126,13 +133,14 @@ export class NoiseIXHandshake {
   /** Responder: reads `-> e, s` and the payload. */
   readMessage1(msg: Buffer): NoiseReadResult {
     this.expect('responder', 'message1', 'readMessage1');
-    if (msg.length < MESSAGE1_MIN) throw new NoiseError(`message 1 too short: ${msg.length} bytes`);
+    const len = this.dh.publicLen;
+    if (msg.length < 2 * len) throw new NoiseError(`message 1 too short: ${msg.length} bytes`);
     const snap = this.ss.snapshot();
     try {
-      const re = Buffer.from(msg.subarray(0, DHLEN));
+      const re = Buffer.from(msg.subarray(0, len));
       this.ss.mixHash(re);
-      const rs = this.ss.decryptAndHash(msg.subarray(DHLEN, 2 * DHLEN));
-      const payload = this.ss.decryptAndHash(msg.subarray(2 * DHLEN));
+      const rs = this.ss.decryptAndHash(msg.subarray(len, 2 * len));
+      const payload = this.ss.decryptAndHash(msg.subarray(2 * len));
       this.re = re;
       this.rs = rs;
       this.step = 'message2';
@@ -152,10 +160,10 @@ export class NoiseIXHandshake {
     try {
       const e = (this.e = this.newEphemeral());
       this.ss.mixHash(e.publicRaw);
-      this.ss.mixKey(x25519(e.privateKey, re)); // ee
-      this.ss.mixKey(x25519(e.privateKey, rs)); // se (responder side: DH(e, rs))
+      this.ss.mixKey(e.dh(re)); // ee
+      this.ss.mixKey(e.dh(rs)); // se (responder side: DH(e, rs))
       const s = this.ss.encryptAndHash(this.s.publicRaw);
-      this.ss.mixKey(x25519(this.s.privateKey, re)); // es (responder side: DH(s, re))
+      this.ss.mixKey(this.s.dh(re)); // es (responder side: DH(s, re))
       const p = this.ss.encryptAndHash(payload);
       this.step = 'done';
       return Buffer.concat([e.publicRaw, s, p]);
@@ -170,17 +178,18 @@ export class NoiseIXHandshake {
   /** Initiator: reads message 2. Completes the handshake. */
   readMessage2(msg: Buffer): NoiseReadResult {
     this.expect('initiator', 'message2', 'readMessage2');
-    if (msg.length < MESSAGE2_MIN) throw new NoiseError(`message 2 too short: ${msg.length} bytes`);
+    const len = this.dh.publicLen;
+    if (msg.length < len + len + TAGLEN + TAGLEN) throw new NoiseError(`message 2 too short: ${msg.length} bytes`);
     const e = this.e!;
     const snap = this.ss.snapshot();
     try {
-      const re = Buffer.from(msg.subarray(0, DHLEN));
+      const re = Buffer.from(msg.subarray(0, len));
       this.ss.mixHash(re);
-      this.ss.mixKey(x25519(e.privateKey, re)); // ee
-      this.ss.mixKey(x25519(this.s.privateKey, re)); // se (initiator side: DH(s, re))
-      const rs = this.ss.decryptAndHash(msg.subarray(DHLEN, DHLEN + DHLEN + TAGLEN));
-      this.ss.mixKey(x25519(e.privateKey, rs)); // es (initiator side: DH(e, rs))
-      const payload = this.ss.decryptAndHash(msg.subarray(DHLEN + DHLEN + TAGLEN));
+      this.ss.mixKey(e.dh(re)); // ee
+      this.ss.mixKey(this.s.dh(re)); // se (initiator side: DH(s, re))
+      const rs = this.ss.decryptAndHash(msg.subarray(len, len + len + TAGLEN));
+      this.ss.mixKey(e.dh(rs)); // es (initiator side: DH(e, rs))
+      const payload = this.ss.decryptAndHash(msg.subarray(len + len + TAGLEN));
       this.re = re;
       this.rs = rs;
       this.step = 'done';

@@ -1,4 +1,4 @@
-/** Noise IX (25519, AESGCM|ChaChaPoly, SHA256) as Nebula uses it; see handshake.ts. */
+/** Noise IX (25519 or P256, AESGCM|ChaChaPoly, SHA256) as Nebula uses it; see handshake.ts. */
 export { NoiseError } from './errors';
 export {
   createInitiator,
@@ -13,6 +13,7 @@ export {
   MESSAGE2_MIN,
 } from './handshake';
 export { CipherState } from './cipher-state';
+export { dhFor, DH_25519, DH_P256, type DHCurve, type DHKeyPair, type NoiseDH } from './dh-functions';
 export {
   DHLEN,
   X25519KeyPair,

@@ -1,16 +1,21 @@
 /**
- * CA pool and leaf verification (nebula-spec §4.5), following nebula 1.6.1's cert.NebulaCAPool and
- * NebulaCertificate.Verify step by step, plus two checks 1.6.1 lacks (spec §3.4): a CA certificate is refused as a
- * leaf, and so is a leaf without any IP (1.6.1 would crash on it later).
+ * CA pool and leaf verification (nebula-spec §4.5). A pool holds v1 and v2 CAs side by side, as nebula 1.11's
+ * cert.CAPool does. A v1 leaf signed by a v1 CA is verified as nebula 1.6.1's NebulaCertificate.Verify does, step by
+ * step; any other pairing as 1.11's VerifyCertificate (the signer's curve must be the leaf's, constraints compared as
+ * IP prefixes, the P256 alternate fingerprint checked against the blocklist too). Two checks 1.6.1 lacks (spec §3.4)
+ * apply to both: a CA certificate is refused as a leaf, and so is a leaf without any network.
  */
 import { CertError } from './errors';
-import { NebulaCertificate, unmarshalCertFromPem } from './cert';
+import type { CertDetails } from './cert';
+import { unmarshalCertificateFromPem, type Certificate } from './certificate';
+import { CertState } from './cert-state';
 import { formatNet } from './format';
+import { checkCAConstraintsV2 } from './v2/sign-v2';
 import type { IPv4Net } from '../util/ipv4';
 
 export class CAPool {
   /** CA certificates keyed by fingerprint. */
-  readonly cas = new Map<string, NebulaCertificate>();
+  readonly cas = new Map<string, Certificate>();
   /** Blocklisted leaf fingerprints. */
   readonly blocklist = new Set<string>();
 
@@ -18,7 +23,7 @@ export class CAPool {
    * Adds a CA certificate: it must be a CA and self-signed. An expired CA is still added (Go does the same and
    * reports ErrExpired); `expired` tells the caller so it can warn.
    */
-  addCA(cert: NebulaCertificate, now: Date | number = new Date()): { fingerprint: string; expired: boolean } {
+  addCA(cert: Certificate, now: Date | number = new Date()): { fingerprint: string; expired: boolean } {
     const name = cert.details.name;
     if (!cert.details.isCA) throw new CertError('not-ca', `${name}: certificate is not a CA`);
     if (!cert.checkSignature(cert.details.publicKey)) {
@@ -29,9 +34,9 @@ export class CAPool {
     return { fingerprint, expired: cert.expired(now) };
   }
 
-  /** Adds the first PEM certificate of `text` as a CA; returns the remaining text. */
-  addCAFromPem(text: string, now: Date | number = new Date()): { cert: NebulaCertificate; expired: boolean; rest: string } {
-    const { cert, rest } = unmarshalCertFromPem(text);
+  /** Adds the first PEM certificate (v1 or v2) of `text` as a CA; returns the remaining text. */
+  addCAFromPem(text: string, now: Date | number = new Date()): { cert: Certificate; expired: boolean; rest: string } {
+    const { cert, rest } = unmarshalCertificateFromPem(text);
     const { expired } = this.addCA(cert, now);
     return { cert, expired, rest };
   }
@@ -40,44 +45,66 @@ export class CAPool {
     this.blocklist.add(fingerprint.toLowerCase());
   }
 
-  isBlocklisted(cert: NebulaCertificate): boolean {
-    return this.blocklist.has(cert.fingerprint());
+  /** The fingerprint, or for P256 either signature form's (GHSA-69x3-g4r3-p962), is blocklisted. */
+  isBlocklisted(cert: Certificate): boolean {
+    if (this.blocklist.has(cert.fingerprint())) return true;
+    if (cert.curve !== 'P256' || this.blocklist.size === 0) return false;
+    try {
+      return this.blocklist.has(cert.alternateFingerprint());
+    } catch {
+      return false; // not a well-formed ECDSA signature: the signature check refuses it anyway
+    }
   }
 
-  getCA(fingerprint: string): NebulaCertificate | undefined {
+  getCA(fingerprint: string): Certificate | undefined {
     return this.cas.get(fingerprint.toLowerCase());
   }
 
-  getCAForCert(cert: NebulaCertificate): NebulaCertificate {
+  getCAForCert(cert: Certificate): Certificate {
     if (cert.details.issuer === '') throw new CertError('no-issuer', 'no issuer in certificate');
     const ca = this.cas.get(cert.details.issuer);
     if (!ca) throw new CertError('unknown-ca', 'could not find ca for the certificate');
     return ca;
   }
 
-  /** Verifies a leaf (host) certificate at `now`; throws a CertError naming the first failed rule. */
-  verify(cert: NebulaCertificate, now: Date | number = new Date()): NebulaCertificate {
+  /**
+   * Verifies a leaf (host) certificate at `now`; throws a CertError naming the first failed rule. Our own CertState
+   * is verified whole (each certificate it holds) and answers with its default certificate's signer.
+   */
+  verify(cert: Certificate, now: Date | number = new Date()): Certificate {
+    if (cert instanceof CertState) {
+      for (const c of cert.all()) if (c !== cert.default) this.verify(c, now);
+      return this.verify(cert.default, now);
+    }
     if (this.isBlocklisted(cert)) throw new CertError('blocklisted', 'certificate is in the block list');
     if (cert.details.isCA) throw new CertError('is-ca', 'certificate is a CA certificate, not a host certificate');
-    if (cert.details.ips.length === 0) throw new CertError('no-ip', 'certificate does not contain any ip');
+    if (cert.networks.length === 0) throw new CertError('no-ip', 'certificate does not contain any ip');
     const signer = this.getCAForCert(cert);
+    if (signer.curve !== cert.curve) throw new CertError('constraints', 'certificate curve does not match CA');
     if (signer.expired(now)) throw new CertError('root-expired', 'root certificate is expired');
     if (cert.expired(now)) throw new CertError('expired', 'certificate is expired');
     if (!cert.checkSignature(signer.details.publicKey)) {
       throw new CertError('signature-mismatch', 'certificate signature did not match');
     }
-    checkRootConstraints(cert, signer);
+    if (cert.version === 1 && signer.version === 1) checkRootConstraints(cert, signer);
+    else checkCAConstraintsV2(caConstraints(signer), { ...cert.details, networks: cert.networks, unsafeNetworks: cert.unsafeNetworks });
     return signer;
   }
 }
 
+/** What a CA of either version limits, as 1.11 reads it (networks as prefixes). */
+function caConstraints(ca: Certificate): Parameters<typeof checkCAConstraintsV2>[0] {
+  const d = ca.details;
+  return { notBefore: d.notBefore, notAfter: d.notAfter, groups: d.groups, networks: ca.networks, unsafeNetworks: ca.unsafeNetworks };
+}
+
 /**
- * Loads a `pki.ca` bundle the way a node does: every block must be a valid self-signed CA; expired CAs are kept
- * and reported in `expired` (the caller warns); if every CA is expired the pool is refused.
+ * Loads a `pki.ca` bundle the way a node does: every block must be a valid self-signed CA (v1 or v2); expired CAs are
+ * kept and reported in `expired` (the caller warns); if every CA is expired the pool is refused.
  */
-export function loadCAPool(pemText: string, now: Date | number = new Date()): { pool: CAPool; expired: NebulaCertificate[] } {
+export function loadCAPool(pemText: string, now: Date | number = new Date()): { pool: CAPool; expired: Certificate[] } {
   const pool = new CAPool();
-  const expired: NebulaCertificate[] = [];
+  const expired: Certificate[] = [];
   let rest = pemText;
   do {
     const r = pool.addCAFromPem(rest, now);
@@ -106,7 +133,7 @@ function netMatch(certNet: IPv4Net, caNets: readonly IPv4Net[]): boolean {
  * Go's CheckRootConstrains: the leaf's validity, groups, IPs and subnets must lie within what the signer allows.
  * Also used by `sign` before signing.
  */
-export function checkRootConstraints(cert: NebulaCertificate | { details: NebulaCertificate['details'] }, signer: NebulaCertificate): void {
+export function checkRootConstraints(cert: { details: Readonly<CertDetails> }, signer: { details: Readonly<CertDetails> }): void {
   const d = cert.details;
   const s = signer.details;
   const fail = (msg: string): never => {

@@ -18,10 +18,13 @@ import {
   readPackedUint32,
   type ProtoField,
 } from '../protobuf';
-import type { IPv4Net } from '../util/ipv4';
+import { prefixFromMask, type IPv4Net } from '../util/ipv4';
+import type { Certificate } from './certificate';
 import { malformed } from './errors';
 import { ed25519Sign, ed25519Verify } from './keys';
 import { CERT_BANNER, pemDecodeExpect, pemEncode } from './pem';
+import type { Curve } from './v2/cert-v2';
+import type { IpPrefix } from './v2/prefix';
 
 export const PUBLIC_KEY_LEN = 32;
 
@@ -42,7 +45,10 @@ export interface CertDetails {
   issuer: string;
 }
 
-export class NebulaCertificate {
+export class NebulaCertificate implements Certificate {
+  readonly version = 1;
+  /** The v1 codec here reads no curve field (1.11's field 100): every v1 certificate it reads is 25519. */
+  readonly curve: Curve = 'CURVE25519';
   private cachedFingerprint: string | undefined;
 
   constructor(
@@ -80,6 +86,30 @@ export class NebulaCertificate {
   get vpnIp(): number | undefined {
     return this.details.ips[0]?.ip;
   }
+
+  get networks(): IpPrefix[] {
+    return this.details.ips.map(v1NetToPrefix);
+  }
+
+  get unsafeNetworks(): IpPrefix[] {
+    return this.details.subnets.map(v1NetToPrefix);
+  }
+
+  /** Only P256 signatures have a second form. */
+  alternateFingerprint(): string {
+    return '';
+  }
+
+  marshalForHandshake(): Buffer {
+    return marshalCertForHandshake(this);
+  }
+}
+
+/** A v1 network as 1.11 reads it (netip.PrefixFrom(ip, ones); a non-contiguous mask counts as 0 bits). */
+export function v1NetToPrefix(net: IPv4Net): IpPrefix {
+  const addr = Buffer.alloc(4);
+  addr.writeUInt32BE(net.ip >>> 0, 0);
+  return { addr, bits: prefixFromMask(net.mask) ?? 0 };
 }
 
 export function toUnixSeconds(now: Date | number): number {

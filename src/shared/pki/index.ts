@@ -12,9 +12,12 @@ export {
   unmarshalCertFromPem,
   unmarshalCertsFromPem,
   toUnixSeconds,
+  v1NetToPrefix,
 } from './cert';
 export { CAPool, loadCAPool, checkRootConstraints } from './ca-pool';
-export { validateHandshakeCert } from './handshake';
+export { validateHandshakeCert, recombineCert } from './handshake';
+export { CertificateV2View, requireIPv4Network, unmarshalCertificateFromPem, type Certificate, type CertVersion } from './certificate';
+export { CertState, ownCertFor, ownNetworks } from './cert-state';
 export * from './pem';
 export * from './keys';
 export { certToText, certToJson, certToJsonValue } from './print';

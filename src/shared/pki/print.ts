@@ -1,9 +1,18 @@
 /**
  * `nebula-cert print` renderings of nebula 1.6.1: NebulaCertificate.String() and MarshalJSON(). JSON keys come out
- * sorted (Go marshals a map) and strings get Go's HTML-safe escaping, so output is byte-identical to Go's.
+ * sorted (Go marshals a map) and strings get Go's HTML-safe escaping, so output is byte-identical to Go's. A v2
+ * certificate (or our own CertState, through its default certificate) is rendered as 1.11 renders a v2 one.
  */
-import type { NebulaCertificate } from './cert';
+import { CertificateV2View, type Certificate } from './certificate';
+import { CertState } from './cert-state';
 import { formatNet, goRfc3339, goTimeString } from './format';
+import { certV2ToJsonValue, certV2ToText } from './v2/json-v2';
+
+/** The v2 certificate behind `cert`, when it is one. */
+function v2Of(cert: Certificate): CertificateV2View | undefined {
+  const c = cert instanceof CertState ? cert.default : cert;
+  return c instanceof CertificateV2View ? c : undefined;
+}
 
 function list(title: string, items: string[]): string {
   if (items.length === 0) return `\t\t${title}: []\n`;
@@ -11,7 +20,9 @@ function list(title: string, items: string[]): string {
 }
 
 /** The text block `nebula-cert print` writes (without the trailing newline it adds). */
-export function certToText(cert: NebulaCertificate): string {
+export function certToText(cert: Certificate): string {
+  const v2 = v2Of(cert);
+  if (v2) return certV2ToText(v2.v2);
   const d = cert.details;
   return (
     'NebulaCertificate {\n' +
@@ -33,7 +44,9 @@ export function certToText(cert: NebulaCertificate): string {
 }
 
 /** The JSON object of `nebula-cert print -json`, as a plain value (keys in Go's sorted order). */
-export function certToJsonValue(cert: NebulaCertificate): Record<string, unknown> {
+export function certToJsonValue(cert: Certificate): Record<string, unknown> {
+  const v2 = v2Of(cert);
+  if (v2) return certV2ToJsonValue(v2.v2);
   const d = cert.details;
   return {
     details: {
@@ -58,6 +71,6 @@ function goJsonEscape(json: string): string {
 }
 
 /** One line of `nebula-cert print -json` output (without the newline). */
-export function certToJson(cert: NebulaCertificate): string {
+export function certToJson(cert: Certificate): string {
   return goJsonEscape(JSON.stringify(certToJsonValue(cert)));
 }

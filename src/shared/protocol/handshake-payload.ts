@@ -3,11 +3,11 @@
  *
  *   NebulaHandshake        { Details=1 NebulaHandshakeDetails, Hmac=2 bytes (never set) }
  *   NebulaHandshakeDetails { Cert=1 bytes, InitiatorIndex=2 uint32, ResponderIndex=3 uint32,
- *                            Cookie=4 uint64 (never set), Time=5 uint64 (Unix ns) }
+ *                            Cookie=4 uint64 (never set), Time=5 uint64 (Unix ns), CertVersion=8 uint32 (1.10+) }
  *
  * Encoding follows Go's protobuf output (ascending fields, zero values omitted, Details always written). Decoding
- * ignores unknown fields (e.g. CertVersion=8 from v1.10+) and throws ProtobufError on malformed input or a known
- * field with the wrong wire type.
+ * ignores unknown fields (reserved 6/7, ...) and throws ProtobufError on malformed input or a known field with the
+ * wrong wire type. CertVersion is the version of Cert; 1.6-era peers leave it out (0: read as v1) and ignore it.
  */
 import { asBytes, asUint32, ProtobufError, ProtoField, ProtoReader, ProtoWriter, WIRE_VARINT } from '../protobuf';
 
@@ -19,6 +19,8 @@ export interface NebulaHandshakeDetails {
   cookie: bigint;
   /** Sender's wall clock, Unix nanoseconds. */
   time: bigint;
+  /** The version `cert` is marshalled in (1 or 2); absent when the sender left it out (a 1.6-era peer: v1). */
+  certVersion?: number;
 }
 
 export interface NebulaHandshake {
@@ -39,6 +41,7 @@ export function encodeHandshakeDetails(d: NebulaHandshakeDetails): Buffer {
     .uint(3, d.responderIndex >>> 0)
     .uint(4, d.cookie)
     .uint(5, d.time)
+    .uint(8, d.certVersion ?? 0)
     .finish();
 }
 
@@ -70,8 +73,16 @@ export function decodeHandshakeDetails(buf: Buffer): NebulaHandshakeDetails {
       case 5:
         d.time = asUint64(f);
         break;
+      case 8: {
+        // Go refuses a value that does not fit a uint32; 0 is "not set" (proto3), so it is not kept.
+        const v = asUint64(f);
+        if (v > 0xffffffffn) throw new ProtobufError('field 8: CertVersion does not fit in uint32');
+        if (v === 0n) delete d.certVersion;
+        else d.certVersion = Number(v);
+        break;
+      }
       default:
-        break; // unknown fields (reserved 6/7, CertVersion=8, ...) are skipped
+        break; // unknown fields (reserved 6/7, ...) are skipped
     }
   }
   return d;
