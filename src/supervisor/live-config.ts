@@ -60,7 +60,7 @@ export class LiveConfig {
   /** Loads the PKI `cfg` names, with its blocklist applied; warns of expired CAs in the pool. Throws on bad files. */
   loadPki(cfg: NebulaConfig): HostPki {
     const ca = this.loadCA(cfg);
-    return { ...ca, ...loadHostCertAndKey({ cert: cfg.pki.cert, key: cfg.pki.key }) };
+    return { ...ca, ...loadHostCertAndKey({ cert: cfg.pki.cert, key: cfg.pki.key, initiatingVersion: cfg.pki.initiating_version }) };
   }
 
   /** Loads only the CA bundle `cfg` names (with its blocklist); warns of expired CAs in it. Throws on a bad file. */

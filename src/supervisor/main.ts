@@ -90,10 +90,10 @@ async function main(): Promise<number> {
       for (const w of loaded.warnings) log.log(w.level, w.msg, w.fields);
       // What a start would meet: the PKI files must load and the cert verify against the pool (one line per problem).
       const pki = loaded.config.pki;
-      const problems = checkHostPki({ ca: pki.ca, cert: pki.cert, key: pki.key, blocklist: pki.blocklist });
+      const problems = checkHostPki({ ca: pki.ca, cert: pki.cert, key: pki.key, blocklist: pki.blocklist, initiatingVersion: pki.initiating_version });
       if (problems.length === 0) {
         // Keys naming VPN IPs must lie in the network of the cert (now known to load).
-        const net = loadHostCertAndKey({ cert: pki.cert, key: pki.key }).cert.details.ips[0]!;
+        const net = loadHostCertAndKey({ cert: pki.cert, key: pki.key, initiatingVersion: pki.initiating_version }).cert.details.ips[0]!;
         problems.push(...vpnNetworkIssues(loaded.config, { ip: net.ip >>> 0, mask: net.mask >>> 0 }).map(formatIssue));
       }
       if (problems.length > 0) {

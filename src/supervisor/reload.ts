@@ -26,7 +26,7 @@ import {
   type NebulaConfig,
 } from '../shared/config';
 import { bumpRulesVersion, type FirewallAction } from '../shared/firewall';
-import { loadHostCertAndKey, type CAPool, type HostPki } from '../shared/pki';
+import { loadHostCertAndKey, type CAPool, type CertState, type HostPki } from '../shared/pki';
 import type { FirewallUpdate, SupervisorToRoutine } from '../shared/ipc/messages';
 import type { Logger } from '../shared/log';
 import { formatIPv4 } from '../shared/util/ipv4';
@@ -105,7 +105,7 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
   const running = live.pki;
   let own: Pick<HostPki, 'cert' | 'privateKey'> = running;
   try {
-    const loaded = loadHostCertAndKey({ cert: next.pki.cert, key: next.pki.key });
+    const loaded = loadHostCertAndKey({ cert: next.pki.cert, key: next.pki.key, initiatingVersion: next.pki.initiating_version });
     const ip = loaded.cert.details.ips[0]!.ip >>> 0;
     if (ip !== live.vpnIp) {
       throw new Error(`pki.cert: the new certificate changes the VPN IP (${formatIPv4(live.vpnIp)} to ${formatIPv4(ip)}); restart to apply it`);
@@ -122,7 +122,7 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
     log.error('Failed to reload the host certificate, keeping the running certificate and key', { error });
   }
   const caChanged = poolKey(ca.caPool) !== poolKey(running.caPool);
-  const certChanged = own.cert.fingerprint() !== running.cert.fingerprint() || !own.privateKey.equals(running.privateKey);
+  const certChanged = certKey(own.cert) !== certKey(running.cert) || !own.privateKey.equals(running.privateKey);
   const pki: HostPki = caChanged || certChanged ? { caPool: ca.caPool, expiredCAs: ca.expiredCAs, cert: own.cert, privateKey: own.privateKey } : running;
 
   // Keys only read at start keep their running value (named in a warning) until the restart.
@@ -201,6 +201,11 @@ export function summarize(r: ReloadResult): string {
   if (r.disconnected) parts.push(`${r.disconnected} peer${r.disconnected === 1 ? '' : 's'} disconnected`);
   if (r.restartNeeded?.length) parts.push(`restart needed for ${r.restartNeeded.join(', ')}`);
   return parts.join('; ');
+}
+
+/** Every certificate the node holds (v1 and v2) and which one it initiates with: a change to any is a new cert. */
+function certKey(c: CertState): string {
+  return [c.v1?.fingerprint() ?? '', c.v2?.fingerprint() ?? '', c.initiatingVersion].join('/');
 }
 
 /** What a pool trusts: its CAs and its blocklist. */

@@ -25,6 +25,7 @@ export const KEY_EFFECTS: Readonly<Record<string, KeyEffect>> = {
   'pki.key': 'reload',
   'pki.blocklist': 'reload',
   'pki.disconnect_invalid': 'restart',
+  'pki.initiating_version': 'reload',
   static_host_map: 'reload',
   'lighthouse.am_lighthouse': 'restart',
   'lighthouse.serve_dns': 'restart',

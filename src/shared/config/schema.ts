@@ -174,6 +174,8 @@ export const configSchema = section({
     blocklist: listOf(toStr),
     blacklist: listOf(toStr),
     disconnect_invalid: bool(false),
+    /** 1 or 2; absent: 1 when pki.cert holds a v1 cert, else 2 (Go 1.10+). */
+    initiating_version: optInt(1, 2),
   }),
   static_host_map: record(checkIPv4Key, toRemoteList),
   lighthouse: section({

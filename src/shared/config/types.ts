@@ -25,6 +25,8 @@ export interface PkiConfig {
   /** Leaf cert fingerprints to refuse (pki.blocklist, or the deprecated pki.blacklist). */
   blocklist: string[];
   disconnect_invalid: boolean;
+  /** pki.initiating_version (1 or 2); undefined: Go's default (1 when a v1 cert is held). */
+  initiating_version?: number;
 }
 
 export interface LighthouseConfig {
