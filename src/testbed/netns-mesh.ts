@@ -9,11 +9,12 @@ import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, statSync, write
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { defaultControlSocketPath } from '../shared/control-path';
+import { defaultControlSocketBase, defaultControlSocketPath } from '../shared/control-path';
 import { nodeConfig } from './mesh-config';
 import type { MeshNode, MeshNodeSpec } from './mesh-node';
 import { makeCA, makeHostCert, type MeshCA } from './mesh-pki';
 import { copyRuntime, type RuntimeCopy } from './runtime-copy';
+import { cleanNodeOptionsPrefix, nodeCommand } from './runner-hooks';
 
 export type { MeshNode, MeshNodeSpec, NodeKind } from './mesh-node';
 
@@ -30,6 +31,18 @@ function sh(cmd: string, args: string[], timeoutMs = 20_000): Promise<string> {
 }
 
 let meshCounter = 0;
+
+/**
+ * Mesh namespaces are named `ntm<pid>-<n>-<node index | hub>` (pid and n in base 36): unique to the process that
+ * made the mesh, so meshes of parallel test processes never collide, and the owner can be read back.
+ */
+const MESH_NETNS = /^ntm([0-9a-z]+)-[0-9a-z]+-[0-9a-z]+$/;
+
+/** The pid of the process that made mesh namespace `name`, or undefined for a name of another kind. */
+export function meshNetnsOwner(name: string): number | undefined {
+  const m = MESH_NETNS.exec(name);
+  return m ? parseInt(m[1]!, 36) : undefined;
+}
 
 export interface MeshOptions {
   cipher?: 'aes' | 'chachapoly';
@@ -51,7 +64,7 @@ export class Mesh {
   private runtime?: RuntimeCopy;
 
   constructor(private readonly opts: MeshOptions) {
-    this.id = `ntm${process.pid.toString(36)}${(meshCounter++).toString(36)}`;
+    this.id = `ntm${process.pid.toString(36)}-${(meshCounter++).toString(36)}`;
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'nebula-ts-mesh-'));
     this.hub = `${this.id}-hub`;
     this.ca = opts.ca ?? makeCA(this.dir);
@@ -90,7 +103,10 @@ export class Mesh {
       configPath: path.join(dir, 'config.yml'),
       controlSocket: spec.defaultControlSocket
         ? // What the node computes inside its namespace: /run/netns/<ns> is that namespace's nsfs inode.
-          defaultControlSocketPath(String((spec.config?.tun as { dev?: unknown } | undefined)?.dev ?? 'nebula1'), { netnsInode: statSync(`/run/netns/${ns}`).ino })
+          defaultControlSocketPath(String((spec.config?.tun as { dev?: unknown } | undefined)?.dev ?? 'nebula1'), {
+            netnsInode: statSync(`/run/netns/${ns}`).ino,
+            base: defaultControlSocketBase(spec.runAs?.uid ?? 0),
+          })
         : path.join(dir, 'control.sock'),
       output: [],
     };
@@ -141,6 +157,8 @@ export class Mesh {
       if (n.kind === 'ts') root = this.runtimeCopy().root;
       // Unset in the exec chain, not in `env`: tap's process-info hook puts its loader back into every child's env.
       prefix.push('env', '-u', 'NODE_OPTIONS', 'setpriv', `--reuid=${n.runAs.uid}`, `--regid=${n.runAs.gid}`, '--clear-groups');
+    } else if (n.kind === 'ts') {
+      prefix.push(...cleanNodeOptionsPrefix(n.env?.NODE_OPTIONS));
     }
     const cmd =
       n.kind === 'ts'
@@ -222,9 +240,10 @@ export class Mesh {
     });
   }
 
-  /** Runs a command inside a node's namespace. */
+  /** Runs a command inside a node's namespace (node itself, `process.execPath`, without a test runner's hooks). */
   exec(name: string, cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
-    return sh('ip', ['netns', 'exec', this.node(name).ns, cmd, ...args], timeoutMs);
+    const command = cmd === process.execPath ? nodeCommand() : [cmd];
+    return sh('ip', ['netns', 'exec', this.node(name).ns, ...command, ...args], timeoutMs);
   }
 
   /** Pings `to` (an overlay IP) from node `from`; resolves with the number of replies. */

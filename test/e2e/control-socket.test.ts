@@ -12,6 +12,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { CONTROL_SOCKET_BASE } from '../../src/shared/control-path';
+import { nodeCommand } from '../../src/testbed/runner-hooks';
 import { prereqs } from '../helpers/prereq';
 import { alive, newMesh, status, until, ROOT } from './helpers';
 
@@ -47,7 +48,7 @@ function run(cmd: string, args: string[], children: Set<ChildProcess>): Promise<
 
 /** `ip netns exec NS nebula-ctl ARGS...`: no -socket, no -config unless given. */
 function ctlIn(ns: string, args: string[], children: Set<ChildProcess>): Promise<Run> {
-  return run('ip', ['netns', 'exec', ns, process.execPath, CTL, ...args], children);
+  return run('ip', ['netns', 'exec', ns, ...nodeCommand(), CTL, ...args], children);
 }
 
 /** The VPN IP a bare `nebula-ctl status` in `ns` reports (fails the caller with its stderr otherwise). */
@@ -99,7 +100,7 @@ t.test('default control socket: one per namespace, bare nebula-ctl reaches its o
     const inoBefore = statSync(a.controlSocket).ino;
     const pidA = a.process!.pid!;
     // b's config (same tun.dev, so the same default socket) started in a's namespace.
-    const r = await run('ip', ['netns', 'exec', a.ns, process.execPath, SUPERVISOR, '-config', b.configPath], children);
+    const r = await run('ip', ['netns', 'exec', a.ns, ...nodeCommand(), SUPERVISOR, '-config', b.configPath], children);
     const out = r.stdout + r.stderr;
     t.not(r.code, 0, `exits non-zero (${r.code})`);
     t.match(out, /level=error msg="Failed to start"/, '"Failed to start" logged');
@@ -116,7 +117,7 @@ t.test('default control socket: one per namespace, bare nebula-ctl reaches its o
     const cfg = YAML.parse(readFileSync(b.configPath, 'utf8')) as Record<string, unknown>;
     const configPath = path.join(mesh.dir, 'second-in-a.yml');
     writeFileSync(configPath, YAML.stringify({ ...cfg, static_host_map: {}, listen: { host: '0.0.0.0', port: 4243 }, tun: { disabled: true, dev: 'nebula2' } }), { mode: 0o600 });
-    const child = spawn('ip', ['netns', 'exec', a.ns, process.execPath, SUPERVISOR, '-config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', a.ns, ...nodeCommand(), SUPERVISOR, '-config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));

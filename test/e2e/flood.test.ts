@@ -18,6 +18,7 @@ import path from 'node:path';
 import { RECV_ERROR_BURST, RECV_ERROR_PER_SECOND } from '../../src/routine/context';
 import { HANDSHAKE_SOURCE_BURST, HANDSHAKES_PER_SOURCE_PER_SECOND } from '../../src/routine/handshake-limiter';
 import type { Mesh } from '../../src/testbed/netns-mesh';
+import { fixtureCommand } from '../helpers/compiled-fixture';
 import { prereqs } from '../helpers/prereq';
 import { streamSha256 } from './fixtures/stream-data';
 import { alive, childrenOf, jsonLines, linesMatching, newMesh, spawnFixture, status, until, type NodeStatus } from './helpers';
@@ -140,7 +141,7 @@ t.test('a 50,000-datagram flood at a node carrying a 20 MB transfer: transfer in
     key: path.join(x.dir, 'x.key'),
     cipher: mesh.cipher,
   };
-  const senderChild = spawn('ip', ['netns', 'exec', x.ns, process.execPath, ...process.execArgv, path.join(__dirname, 'fixtures', 'flood-sender.ts'), JSON.stringify(senderOpts)], {
+  const senderChild = spawn('ip', ['netns', 'exec', x.ns, ...fixtureCommand(path.join(__dirname, 'fixtures', 'flood-sender.ts')), JSON.stringify(senderOpts)], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   t.teardown(() => {

@@ -4,6 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Mesh, type MeshOptions } from '../../src/testbed/netns-mesh';
+import { fixtureCommand } from '../helpers/compiled-fixture';
 import { streamSha256 } from './fixtures/stream-data';
 
 export const ROOT = path.resolve(__dirname, '../..');
@@ -96,9 +97,9 @@ export function linesMatching(mesh: Mesh, name: string, re: RegExp, from = 0): s
   return mesh.node(name).output.slice(from).filter((l) => re.test(l));
 }
 
-/** Runs a TypeScript fixture inside a node's namespace (same loader as this test). */
+/** Runs a TypeScript fixture inside a node's namespace (compiled to JavaScript here: test/helpers/compiled-fixture.ts). */
 export function spawnFixture(mesh: Mesh, nodeName: string, fixture: string, args: string[]): ChildProcess {
-  const child = spawn('ip', ['netns', 'exec', mesh.node(nodeName).ns, process.execPath, ...process.execArgv, path.join(FIXTURES, fixture), ...args], {
+  const child = spawn('ip', ['netns', 'exec', mesh.node(nodeName).ns, ...fixtureCommand(path.join(FIXTURES, fixture)), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   fixtureChildren.get(mesh)?.add(child);

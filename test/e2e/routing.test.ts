@@ -8,6 +8,7 @@
  */
 import t from 'tap';
 import { prereqs } from '../helpers/prereq';
+import { background } from './fixtures/background';
 import { newMesh, status, waitForStatus } from './helpers';
 
 t.test('unsafe_routes: through a gateway whose cert lists the subnet; refused through one whose cert does not', async (t) => {
@@ -71,9 +72,13 @@ t.test('a peer that stops answering: test probe, tunnel deleted, re-handshake wh
   await mesh.exec('b', 'ip', ['link', 'set', 'eth0', 'down']); // b vanishes from the underlay
   // Keep sending while waiting: a check clears the marks, and only traffic after it arms the next one
   // (as in Nebula), so a couple of early pings could be absorbed by the check of the last healthy period.
-  const pinging = mesh.ping('a', '192.168.100.2', 40, 1);
+  // The ping runs until a declares the tunnel dead (at most 40 pings, 8 s), then is stopped and its summary read.
+  const pinging = background(t, mesh.node('a').ns, 'ping', ['-c', '40', '-i', '0.2', '-W', '1', '192.168.100.2']);
   await mesh.waitForOutput('a', /Tunnel status.*dead/, 10_000, from);
-  t.equal(await pinging, 0, 'no answer while b is gone');
+  await pinging.stop('SIGINT');
+  const summary = /(\d+) packets transmitted, (\d+) received/.exec(pinging.out());
+  t.ok(summary && Number(summary[1]) > 0, `a kept pinging b until it declared the tunnel dead: ${summary?.[0]}`);
+  t.equal(summary && Number(summary[2]), 0, 'no answer while b is gone');
   const s1 = await waitForStatus(mesh, 'a', (s) => s.tunnels.length === 0, 5000, 'tunnel deleted');
   t.ok(s1.counters['messages.tx.test_request']! > s0.counters['messages.tx.test_request']!, 'a probed b with a test packet first');
 

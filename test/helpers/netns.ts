@@ -4,10 +4,13 @@
  * `netnsScope(t)` returns a scope whose namespaces, veth pairs and spawned processes are torn down when the test ends,
  * pass or fail: processes are killed first (SIGTERM, then SIGKILL) and awaited, then namespaces are deleted (which
  * deletes the veths and tun devices inside them). Names are `nts-<pid>-<n>` so parallel test processes never collide,
- * and namespaces left behind by a test process that died are swept when the next scope is created.
+ * and namespaces left behind by a test process that died (these and the testbed mesh's) are swept when the next
+ * scope is created.
  */
 import { ChildProcess, SpawnOptions, execFile, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { meshNetnsOwner } from '../../src/testbed/netns-mesh';
+import { fixtureCommand } from './compiled-fixture';
 
 export interface Teardownable {
   teardown(fn: () => unknown): void;
@@ -50,7 +53,17 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Deletes `nts-<pid>-*` namespaces whose creating process is gone (left over by a crashed test run). */
+/** The pid of the process that named namespace `name` (`nts-<pid>-<n>` here, or a testbed mesh's), if known. */
+function netnsOwner(name: string): number | undefined {
+  const m = /^nts-(\d+)-\d+$/.exec(name);
+  return m ? Number(m[1]) : meshNetnsOwner(name);
+}
+
+/**
+ * Deletes the namespaces of this file's and the testbed mesh's naming whose creating process is gone (left over by
+ * a crashed test run). A namespace whose creator still runs is never touched: test files run in parallel, and every
+ * one of them owns its namespaces until it exits.
+ */
 export async function sweepStaleNetns(): Promise<void> {
   let names: string[];
   try {
@@ -59,8 +72,8 @@ export async function sweepStaleNetns(): Promise<void> {
     return;
   }
   for (const name of names) {
-    const m = /^nts-(\d+)-\d+$/.exec(name);
-    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    const owner = netnsOwner(name);
+    if (owner === undefined || owner === process.pid || processAlive(owner)) continue;
     await run('ip', ['netns', 'del', name]).catch(() => undefined);
   }
 }
@@ -122,11 +135,12 @@ export class NetnsScope {
   }
 
   /**
-   * Runs a TypeScript fixture with the same node flags as this test process (tap's TS loader), inside `ns`, with an
-   * IPC channel. Extra fds may be passed after the three standard ones with `extraFds`.
+   * Runs a TypeScript fixture (compiled to JavaScript in this process: compiled-fixture.ts) inside `ns`, with an IPC
+   * channel. Extra fds may be passed after the three standard ones with `extraFds`.
    */
   spawnFixtureInNetns(ns: string, script: string, args: string[] = [], extraFds: number[] = []): ChildProcess {
-    return this.spawnInNetns(ns, process.execPath, [...process.execArgv, script, ...args], {
+    const [cmd, ...argv] = fixtureCommand(script);
+    return this.spawnInNetns(ns, cmd!, [...argv, ...args], {
       stdio: ['ignore', 'pipe', 'pipe', ...extraFds, 'ipc'],
     });
   }

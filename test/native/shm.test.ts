@@ -7,12 +7,13 @@ import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { createRegion, mapRegion } from '../../src/shared/shm/region';
 import { isCloseOnExec } from '../../src/shared/native/libc';
+import { compiledFixture } from '../helpers/compiled-fixture';
 
 function runAdders(fd: number, bytes: number, count: number): Promise<void> {
-  const script = join(__dirname, 'fixtures', 'shm-adder.ts');
+  // Compiled here (test/helpers/compiled-fixture.ts): the children start without the TS loader.
+  const script = compiledFixture(join(__dirname, 'fixtures', 'shm-adder.ts'));
   const kids = [0, 1].map(() =>
-    // fork() reuses this process's execArgv (the TS loader), so the fixture runs from source.
-    fork(script, [String(bytes), String(count)], { stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'] }),
+    fork(script, [String(bytes), String(count)], { execArgv: ['--enable-source-maps'], stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'] }),
   );
   return Promise.all(
     kids.map(
