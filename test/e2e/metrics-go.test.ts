@@ -252,6 +252,15 @@ t.test('names as Go 1.6.1, counters equal to the wire, totals never down, graphi
   const probes = background(t, tn.ns, 'bash', ['-c', `for i in $(seq 100); do echo probe > /dev/udp/${G}/7; sleep 0.2; done`]);
   await until('t to send a test request to g', () => status(mesh, 't'), (s) => s.counters['messages.tx.test_request']! >= 1, 15_000, 100);
   await probes.stop('SIGKILL');
+  // Every test request answered before the tunnel closes: a reply arriving after the close is on the wire but, its
+  // tunnel gone, counted as no_tunnel rather than test_response.
+  await until(
+    'every test request to be answered',
+    () => status(mesh, 't'),
+    (s) => s.counters['messages.rx.test_response']! >= s.counters['messages.tx.test_request']!,
+    15_000,
+    100,
+  );
   // closeTunnel: t closes its tunnel to g (tx), p shuts down and tells t (rx).
   t.equal(await control(mesh, 't', 'close-tunnel', [G]), 'Closed\n');
   // recvError both ways, and one datagram too short for a header: from the lighthouse's namespace, raw.
