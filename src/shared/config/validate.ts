@@ -138,7 +138,7 @@ function build(p: ParsedConfig, warnings: ConfigWarning[]): NebulaConfigShape {
     });
 
   return {
-    pki: { ca: p.pki.ca, cert: p.pki.cert, key: p.pki.key, blocklist, disconnect_invalid: p.pki.disconnect_invalid, initiating_version: p.pki.initiating_version },
+    pki: { ca: p.pki.ca, cert: p.pki.cert, key: p.pki.key, blocklist, disconnect_invalid: p.pki.disconnect_invalid, ...(p.pki.initiating_version !== undefined ? { initiating_version: p.pki.initiating_version } : {}) },
     static_host_map: p.static_host_map,
     lighthouse: p.lighthouse,
     listen,
