@@ -7,7 +7,7 @@
 import t from 'tap';
 import { diffRequiresRestart, keepRestartKeys, KEY_EFFECTS, parseConfig, reloadedKeys, sectionChanged, type NebulaConfig } from '../../src/shared/config';
 
-const BASE = parseConfig('pki: {ca: /x/ca.crt, cert: /x/host.crt, key: /x/host.key}\nlighthouse: {local_allow_list: {interfaces: {eth0: true}}}\n').config;
+const BASE = parseConfig('pki: {ca: /x/ca.crt, cert: /x/host.crt, key: /x/host.key, initiating_version: 1}\nlighthouse: {local_allow_list: {interfaces: {eth0: true}}}\n').config;
 
 /** Leaf paths of a config: objects are walked (an empty one is a leaf, e.g. static_host_map), arrays are leaves. */
 function leaves(v: unknown, prefix: string[] = []): string[][] {
