@@ -83,7 +83,12 @@ t.test('nebula-ts lighthouse (rootless) with Go 1.6.1 and nebula-ts nodes; the G
   await Promise.all(['g1', 'g2', 't1'].map((n) => mesh.start(n)));
 
   // Every node reports itself (lighthouse.interval 1): the map has their underlay addresses, learned and reported.
-  const map = await until('the three nodes in the lighthouse map', () => addrMap(mesh, 'lht'), (m) => m.filter((e) => e.learned.length > 0).length === 3, 20_000);
+  const reportedItself = (m: AddrMapEntry[], n: string): boolean => {
+    const node = mesh.node(n);
+    const e = m.find((x) => x.vpnIp === node.overlayIp);
+    return e !== undefined && e.learned.length > 0 && e.reported.includes(`${node.underlayIp}:4242`);
+  };
+  const map = await until('the three nodes to have reported themselves', () => addrMap(mesh, 'lht'), (m) => ['g1', 'g2', 't1'].every((n) => reportedItself(m, n)), 20_000);
   for (const n of ['g1', 'g2', 't1']) {
     const node = mesh.node(n);
     const e = map.find((x) => x.vpnIp === node.overlayIp);
