@@ -55,6 +55,8 @@ interface Rig {
   handshakesSent: Endpoint[];
   broadcasts: SupervisorToRoutine[];
   conntrack: ConntrackTable;
+  /** The conntrack clock's second the stand-in region reads the table at. */
+  ctNow: number;
   run(line: string): ConsoleReply;
   /** Runs a command that must succeed; its output. */
   out(line: string): string;
@@ -130,6 +132,7 @@ function rig(t: Test): Rig {
   });
   const ctTable = new Int32Array(CT_CAPACITY * CONNTRACK_WORDS);
   const conntrack = new ConntrackTable(ctTable, CT_CAPACITY);
+  const ctNow = conntrackNow();
   const parts: ConsoleParts = {
     log,
     live,
@@ -142,8 +145,9 @@ function rig(t: Test): Rig {
     region: {
       capacities: { tunnels: 16, routines: 2, conntrack: CT_CAPACITY },
       routineCounter: (r, i) => r * 1000 + i,
-      conntrackCount: () => conntrack.count(conntrackNow()),
-      conntrackEntries: (limit) => conntrackEntries(ctTable, CT_CAPACITY, conntrackNow(), limit),
+      // The table is read at the second the rig was built: a listing's expiry does not depend on when it runs.
+      conntrackCount: () => conntrack.count(ctNow),
+      conntrackEntries: (limit) => conntrackEntries(ctTable, CT_CAPACITY, ctNow, limit),
     },
   };
   const nodeConsole = new NodeConsole(() => parts, '0.1.0-test');
@@ -163,6 +167,7 @@ function rig(t: Test): Rig {
     handshakesSent,
     broadcasts,
     conntrack,
+    ctNow,
     run,
     out(line) {
       const r = run(line);
@@ -362,7 +367,7 @@ function countersOf(routine: number): Record<string, number> {
 
 t.test('conntrack: the count and a listing, limited', async (t) => {
   const r = rig(t);
-  const now = conntrackNow();
+  const now = r.ctNow;
   const flow = (proto: number, localPort: number, remotePort: number) => ({
     localIp: parseIPv4(OURS)!,
     remoteIp: parseIPv4(PEER)!,
