@@ -1,7 +1,7 @@
 /**
  * One view of a v1 or v2 certificate, as nebula 1.11's cert.Certificate interface gives the CLI: name, version,
- * curve, networks as IP prefixes, fingerprints, signature and key checks. The v1 codec is 1.6.1's (lenient), so a
- * v1 certificate read here also gets the checks 1.11's v1 decoder adds (certificateV1.validate), which is what
+ * curve, networks as IP prefixes, fingerprints, signature and key checks. The v1 codec is 1.6.1's (lenient, plus the curve
+ * field of 1.7+), so a v1 certificate read here also gets the checks 1.11's v1 decoder adds (certificateV1.validate), which is what
  * nebula-cert 1.11 applies to every certificate it reads.
  */
 import {
@@ -11,11 +11,9 @@ import {
   certV2ToPem,
   formatPrefix,
   unmarshalAnyCertFromPem,
-  verifyPrivateKey,
   type Curve,
   type IpPrefix,
 } from '../shared/pki';
-import { prefixFromMask, type IPv4Net } from '../shared/util/ipv4';
 
 const malformed = (message: string): CertError => new CertError('malformed', message);
 
@@ -44,12 +42,6 @@ export interface CertView {
   toPem(): string;
 }
 
-/** A v1 network as 1.11 reads it: netip.PrefixFrom(ip, ones), where a non-contiguous mask counts as 0 bits. */
-export function v1NetToPrefix(net: IPv4Net): IpPrefix {
-  const addr = Buffer.alloc(4);
-  addr.writeUInt32BE(net.ip >>> 0, 0);
-  return { addr, bits: prefixFromMask(net.mask) ?? 0 };
-}
 
 function v1View(cert: NebulaCertificate): CertView {
   const d = cert.details;
@@ -59,21 +51,18 @@ function v1View(cert: NebulaCertificate): CertView {
     name: d.name,
     issuer: d.issuer,
     isCA: d.isCA,
-    curve: 'CURVE25519', // the v1 codec here carries no curve field: every v1 certificate it reads is 25519
+    curve: cert.curve,
     notBefore: d.notBefore,
     notAfter: d.notAfter,
     groups: d.groups,
-    networks: d.ips.map(v1NetToPrefix),
-    unsafeNetworks: d.subnets.map(v1NetToPrefix),
+    networks: cert.networks,
+    unsafeNetworks: cert.unsafeNetworks,
     publicKey: d.publicKey,
     fingerprint: () => cert.fingerprint(),
-    alternateFingerprint: () => '',
+    alternateFingerprint: () => cert.alternateFingerprint(),
     checkSignature: (key) => cert.checkSignature(key),
     expired: (now) => cert.expired(now),
-    verifyPrivateKey: (curve, key) => {
-      if (curve !== 'CURVE25519') throw new CertError('key-mismatch', 'public key does not match private key curve');
-      verifyPrivateKey(cert, key);
-    },
+    verifyPrivateKey: (curve, key) => cert.verifyPrivateKey(curve, key),
     toPem: () => cert.toPem(),
   };
 }
@@ -116,18 +105,10 @@ export function validateV1As111(view: Pick<CertView, 'version' | 'publicKey' | '
   }
 }
 
-/** An uncompressed P256 point where a v1 certificate's key is: a v1 certificate of curve P256. */
-const looksP256 = (view: CertView): boolean => view.version === 1 && view.publicKey.length === 65 && view.publicKey[0] === 0x04;
-
-/**
- * Go 1.11's UnmarshalCertificateFromPEM (first block, v1 or v2 by banner) plus the v1 checks above. v1
- * certificates of curve P256 are refused: the v1 codec drops their curve field (100), so their fingerprint and
- * signature would come out wrong.
- */
+/** Go 1.11's UnmarshalCertificateFromPEM (first block, v1 or v2 by banner) plus the v1 checks above. */
 export function readCertFromPem(text: string): { view: CertView; rest: string } {
   const { cert, rest } = unmarshalAnyCertFromPem(text);
   const view = viewOf(cert);
-  if (looksP256(view)) throw malformed('v1 certificates with curve P256 are not supported by nebula-ts-cert');
   validateV1As111(view);
   return { view, rest };
 }

@@ -1,6 +1,6 @@
 /**
  * `ca`: a self-signed CA, v2 by default as in nebula-cert 1.10+ (-version 1 for a 1.6.1-era mesh), with an
- * Ed25519 or ECDSA P256 key, optionally passphrase-encrypted (-encrypt). nebula-cert 1.11's ca.go order of checks.
+ * Ed25519 or ECDSA P256 key (either version: a v1 P256 CA is what nebula-cert 1.7-1.9 makes with -curve P256), optionally passphrase-encrypted (-encrypt). nebula-cert 1.11's ca.go order of checks.
  */
 import {
   generateEd25519KeyPair,
@@ -91,7 +91,6 @@ function run(args: string[], io: Output): void {
     : undefined;
   const curve = parseCurve(f.getString('curve'));
   if (!curve) throw new CliError(`invalid curve: ${f.getString('curve')}`);
-  if (version === 1 && curve === 'P256') throw new CliError('error while signing: v1 certificates with curve P256 are not supported by nebula-ts-cert');
   const keys = generateSigningKey(curve);
   const nowMs = Date.now();
   const notBefore = Math.floor(nowMs / 1000);
@@ -105,7 +104,7 @@ function run(args: string[], io: Output): void {
       const tbs = { name, networks, unsafeNetworks, groups, isCA: true, notBefore, notAfter, publicKey: keys.publicKey, curve };
       return certV2ToPem(signCertV2(tbs, undefined, curve, keys.privateKey));
     }
-    const details = { name, groups, notBefore, notAfter, isCA: true, issuer: '', publicKey: keys.publicKey };
+    const details = { name, groups, notBefore, notAfter, isCA: true, issuer: '', publicKey: keys.publicKey, curve };
     validateV1As111({ version: 1, publicKey: keys.publicKey, isCA: true, networks });
     return signCert({ ...details, ips: networks.map(prefixToV4Net), subnets: unsafeNetworks.map(prefixToV4Net) }, keys.privateKey).toPem();
   });

@@ -72,19 +72,18 @@ interface Tbs {
   curve: Curve;
 }
 
-/** Version 1 (sign.go's case cert.Version1): exactly one IPv4 network, IPv4 unsafe networks, Ed25519 CAs only. */
+/** Version 1 (sign.go's case cert.Version1): exactly one IPv4 network, IPv4 unsafe networks; either curve. */
 function signV1(tbs: Tbs, ca: CertView, caKey: Buffer): string {
   const v4 = tbs.networks.filter(isV4);
   if (v4.length !== 1) throw new HelpError('invalid -networks definition: v1 certificates can only have a single ipv4 address');
   if (v4.length !== tbs.networks.length) throw new HelpError('invalid -networks definition: v1 certificates can only contain ipv4 addresses');
   if (!tbs.unsafeNetworks.every(isV4)) throw new HelpError('invalid -unsafe-networks definition: v1 certificates can only contain ipv4 addresses');
   return wrap('error while signing: ', () => {
-    if (tbs.curve !== 'CURVE25519') throw new CliError('error while signing: v1 certificates with curve P256 are not supported by nebula-ts-cert');
     const fields = { ...tbs, networks: v4 };
     checkCAConstraintsV2(ca, fields);
     validateV1As111({ version: 1, publicKey: tbs.publicKey, isCA: false, networks: v4 });
-    const { name, groups, notBefore, notAfter, publicKey } = tbs;
-    const details = { name, groups, notBefore, notAfter, publicKey, isCA: false, issuer: ca.fingerprint() };
+    const { name, groups, notBefore, notAfter, publicKey, curve } = tbs;
+    const details = { name, groups, notBefore, notAfter, publicKey, curve, isCA: false, issuer: ca.fingerprint() };
     return signCert({ ...details, ips: v4.map(prefixToV4Net), subnets: tbs.unsafeNetworks.map(prefixToV4Net) }, caKey).toPem();
   });
 }

@@ -10,10 +10,12 @@
  *   g11d (Go 1.11.0, v2, P256)  <-> t3                    g11d initiates: ping both ways, TCP transfer t3 -> g11d
  *
  * Every certificate is made by nebula-cert 1.11.0 (a v2 CA and a v1 CA; t1 holds a v1 and a v2 certificate for one
- * key). Who initiates is forced through the static host maps; which certificate each side holds is read back from
+ * key). That mesh runs cipher aes; a second, two-node mesh runs chachapoly (t2 initiates to g11a: pings, a small
+ * transfer each way). Who initiates is forced through the static host maps; which certificate each side holds is read back from
  * nebula-ts's print-cert and Go 1.11's handshake log lines (certVersion).
  */
 import t, { type Test } from 'tap';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { request } from '../../src/ctl/client';
 import { findGoBinary, goBinaryCandidates, goBinaryPrefix, GoCertMaker, installNodePki } from '../../src/testbed/mesh-v2';
@@ -90,11 +92,11 @@ async function pingBothWays(t: Test, mesh: Mesh, a: Name, b: Name): Promise<void
   t.equal(ba, 5, `${b} -> ${a}: 5/5 pings`);
 }
 
-async function transfer(t: Test, mesh: Mesh, from: Name, to: Name): Promise<void> {
-  const r = await tcpTransfer(mesh, from, to, IP[to], TRANSFER_BYTES, `v2-${from}-${to}`);
-  t.comment(`${from} -> ${to}: ${TRANSFER_BYTES} bytes in ${r.ms} ms (${((TRANSFER_BYTES * 8) / r.ms / 1000).toFixed(1)} Mbit/s)`);
-  t.same(r.sent, { bytes: TRANSFER_BYTES, sha256: r.expected }, `${from} sent the expected ${TRANSFER_BYTES} bytes`);
-  t.same(r.received, { bytes: TRANSFER_BYTES, sha256: r.expected }, `${to} received them byte for byte`);
+async function transfer(t: Test, mesh: Mesh, from: Name, to: Name, bytes = TRANSFER_BYTES): Promise<void> {
+  const r = await tcpTransfer(mesh, from, to, IP[to], bytes, `v2-${from}-${to}`);
+  t.comment(`${from} -> ${to}: ${bytes} bytes in ${r.ms} ms (${((bytes * 8) / r.ms / 1000).toFixed(1)} Mbit/s)`);
+  t.same(r.sent, { bytes, sha256: r.expected }, `${from} sent the expected ${bytes} bytes`);
+  t.same(r.received, { bytes, sha256: r.expected }, `${to} received them byte for byte`);
 }
 
 t.test('v2 certificates from nebula-cert 1.11.0: nebula-ts with Go 1.11.0 (v2) and Go 1.6.1 (v1)', async (t) => {
@@ -177,4 +179,31 @@ t.test('v2 certificates from nebula-cert 1.11.0: nebula-ts with Go 1.11.0 (v2) a
     t.equal(await peerCertCurve(mesh, 't3', 'g11d'), 'P256', 't3 holds g11d\'s P256 certificate');
     await transfer(t, mesh, 't3', 'g11d');
   });
+});
+
+t.test('v2 certificates, cipher chachapoly: nebula-ts with Go 1.11.0', async (t) => {
+  if (!prereqs(t, ['root', 'tun'])) return;
+  const go = need111(t);
+  if (!go) return;
+  t.setTimeout(60_000);
+  const mesh = await newMesh(t, { cipher: 'chachapoly' });
+  const nc = new GoCertMaker(go.cert, path.join(mesh.dir, 'pki-111'));
+  const ca = nc.ca('mesh ca chachapoly', 2);
+  await mesh.add({ name: 't2', kind: 'ts', overlayIp: IP.t2, staticHosts: ['g11a'], config: { pki: { ca: ca.crt } } });
+  await mesh.add({ name: 'g11a', kind: 'go', overlayIp: IP.g11a, staticHosts: [], config: { pki: { ca: ca.crt } }, commandPrefix: goBinaryPrefix(go.nebula) });
+  for (const name of ['t2', 'g11a'] as const) {
+    const keys = nc.keygen(name);
+    installNodePki(mesh.node(name), { certs: [nc.sign(ca, name, `${IP[name]}/24`, keys.pub)], key: keys.key });
+  }
+  mesh.writeConfigs();
+  // Go logs no cipher: its config says it (a cipher mismatch would fail the Noise handshake anyway).
+  t.match(readFileSync(mesh.node('g11a').configPath, 'utf8'), /^cipher: chachapoly$/m, 'g11a is configured for chachapoly');
+  await mesh.start('g11a');
+  await mesh.start('t2');
+  t.match(linesMatching(mesh, 't2', /Nebula interface is active/)[0], /\bcipher=chachapoly\b/, 't2 runs chachapoly');
+  await pingBothWays(t, mesh, 't2', 'g11a');
+  await assertInitiator(t, mesh, 't2', 'g11a');
+  t.equal(await peerCertVersion(mesh, 't2', 'g11a'), 2, 't2 holds g11a\'s v2 certificate');
+  await transfer(t, mesh, 't2', 'g11a', 256 * 1024);
+  await transfer(t, mesh, 'g11a', 't2', 256 * 1024);
 });

@@ -116,7 +116,7 @@ t.test('parse rejects malformed protobuf with clear errors', async (t) => {
     () => unmarshalCert(withDetails(new ProtoWriter().bytes(1, Buffer.from([0xff, 0xfe])).bytes(7, key).finish())),
     /invalid UTF-8/,
   );
-  // Unknown fields (e.g. a newer version's curve=100) are accepted and dropped, as Go does.
+  // Unknown fields of RawNebulaCertificate (here a field 100 outside Details) are accepted and dropped, as Go does.
   const extra = Buffer.concat([host.cert.marshal(), new ProtoWriter().uint(100, 1).finish()]);
   t.equal(unmarshalCert(extra).fingerprint(), host.cert.fingerprint());
 });

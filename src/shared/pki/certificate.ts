@@ -59,6 +59,7 @@ export class CertificateV2View implements Certificate {
       publicKey: v2.publicKey,
       isCA: d.isCA,
       issuer: d.issuer,
+      ...(v2.curve === 'P256' ? { curve: v2.curve } : {}),
     };
   }
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import { CertError } from './errors';
-import type { CertDetails } from './cert';
+import { NebulaCertificate, type CertDetails } from './cert';
 import { CertificateV2View, requireIPv4Network, unmarshalCertificateFromPem, type Certificate } from './certificate';
 import { CertState } from './cert-state';
 import { ed25519PublicFromPrivate, x25519PublicFromPrivate } from './keys';
@@ -91,6 +91,7 @@ function readHostKey(text: string): { key: Buffer; curve: Curve } {
 function verifyHostKey(cert: Certificate, curve: Curve, key: Buffer): void {
   if (cert instanceof CertificateV2View) cert.v2.verifyPrivateKey(curve, key);
   else if (curve !== cert.curve) throw new CertError('key-mismatch', 'public key does not match private key curve');
+  else if (cert instanceof NebulaCertificate) cert.verifyPrivateKey(curve, key); // v1 of either curve
   else verifyPrivateKey(cert, key);
 }
 
