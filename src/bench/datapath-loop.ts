@@ -86,6 +86,9 @@ function node(vpnIp: number, cipher: Options['cipher'], mode: 'single' | 'batch'
     vpnIp,
     vpnMask: 0xffffff00,
     localSubnets: [],
+    vpnNetworks6: [],
+    localSubnets6: [],
+    unsafeRoutes6: [],
     unsafeRoutes: [],
     insideKind: 'userspace',
     mtu: 1300,
@@ -120,7 +123,7 @@ function run(mode: 'single' | 'batch', o: Options): { cpuUsPerPacket: number; de
   setNonBlocking(udpB, true);
   const keyAB = randomBytes(32);
   const keyBA = randomBytes(32);
-  const peer = (name: string, ip: number) => ({ name, groups: [], issuer: 'ca', caName: 'ca', ips: [ip], subnets: [] });
+  const peer = (name: string, ip: number) => ({ name, groups: [], issuer: 'ca', caName: 'ca', ips: [ip], subnets: [], ips6: [], subnets6: [] });
   const a = node(VPN_A, o.cipher, mode, udpA, { slot: 2, localIndex: 0x1111, remoteIndex: 0x2222, vpnIp: VPN_B, sendKey: keyAB, recvKey: keyBA, remoteIp: LOOPBACK, remotePort: localPort(udpB), peer: peer('b', VPN_B) });
   const b = node(VPN_B, o.cipher, mode, udpB, { slot: 5, localIndex: 0x2222, remoteIndex: 0x1111, vpnIp: VPN_A, sendKey: keyBA, recvKey: keyAB, remoteIp: LOOPBACK, remotePort: localPort(udpA), peer: peer('a', VPN_A) });
   const pkt = udpPacket();

@@ -2,7 +2,7 @@
  * What both packet directions of one routine share: its setup, the tunnels it knows, the firewall gate, its row of
  * counters, the two outboxes and the link to the supervisor. Built once by the Datapath from its dependencies.
  */
-import { newFirewallPacket, parseIPv4Packet, type FirewallPacket } from '../shared/firewall';
+import { newFirewallPacket, parseIPPacket, type FirewallPacket } from '../shared/firewall';
 import type { RoutineSetup, RoutineToSupervisor } from '../shared/ipc/messages';
 import { sockaddrIPv4 } from '../shared/native/sockaddr';
 import { HEADER_LEN, TYPE_RECV_ERROR, writeHeader } from '../shared/protocol/header';
@@ -93,7 +93,7 @@ export class DatapathContext {
    * what it cannot parse).
    */
   firewallCheck(t: RoutineTunnel, buf: Buffer, len: number, incoming: boolean): FirewallOutcome {
-    if (!parseIPv4Packet(buf, len, incoming, this.pkt)) {
+    if (!parseIPPacket(buf, len, incoming, this.pkt)) {
       this.counters.inc(C['routine.dropped.malformed']);
       return FW_MALFORMED;
     }

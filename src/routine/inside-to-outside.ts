@@ -1,6 +1,6 @@
 /**
  * Inside -> outside (Go nebula's inside.go): an IP packet read from this routine's inside queue is routed to a peer
- * (its VPN IP, or the gateway of an unsafe route), checked by the outbound firewall, sealed on the peer's tunnel and
+ * (its VPN IP, or the gateway of an unsafe route; IPv6 destinations through route6.ts), checked by the outbound firewall, sealed on the peer's tunnel and
  * queued for this routine's UDP socket. A packet for a peer without a tunnel is parked and a tunnel is requested.
  * With outbound_action reject, a refused or unroutable packet is answered on the inside (reject.ts).
  */
@@ -10,12 +10,20 @@ import { FW_PASS, FW_REFUSED, type DatapathContext } from './context';
 import type { OutboundParking } from './outbound-parking';
 import type { Rejecter } from './reject';
 import type { RoutineTunnel } from './tunnel-registry';
+import { readIPv6Words } from '../shared/util/ipv6';
+import { Ipv6Routes, NO_ROUTE6, UNKNOWN_HOST6 } from './route6';
 
 /** Minimum IPv4 header. */
 const IPV4_MIN = 20;
+/** The fixed IPv6 header, and where its destination address starts. */
+const IPV6_HEADER = 40;
+const IPV6_DST = 24;
 
 export class InsideToOutside {
   private readonly broadcast: number;
+  private readonly routes6: Ipv6Routes;
+  /** The IPv6 destination of the packet at hand (reused: nothing is allocated per packet). */
+  private readonly dst6 = new Uint32Array(4);
 
   constructor(
     private readonly ctx: DatapathContext,
@@ -23,17 +31,48 @@ export class InsideToOutside {
     private readonly reject: Rejecter,
   ) {
     this.broadcast = (ctx.vpnNet | ~ctx.vpnMask) >>> 0;
+    this.routes6 = new Ipv6Routes(ctx.setup);
   }
 
-  /** An IPv4 packet from the inside in buf[0..len), bound for a peer. */
+  /** An IP packet from the inside in buf[0..len), bound for a peer. */
   handle(buf: Buffer, len: number): void {
     const ctx = this.ctx;
-    if (len < IPV4_MIN || buf[0]! >> 4 !== 4) return; // IPv6 and anything else: dropped quietly, as Nebula does
+    if (len < IPV4_MIN) return;
+    const version = buf[0]! >> 4;
+    if (version === 6) {
+      this.handle6(buf, len);
+      return;
+    }
+    if (version !== 4) return; // anything else: dropped quietly, as Nebula does
     const dst = buf.readUInt32BE(16);
     if (dst === ctx.vpnIp) return;
     if (ctx.setup.dropMulticast && dst >>> 28 === 14) return;
     if (ctx.setup.dropLocalBroadcast && dst === this.broadcast) return;
-    const via = this.routeFor(dst);
+    this.forward(this.routeFor(dst), buf, len);
+  }
+
+  /** An IPv6 packet (the overlay of v2 certificates; dropped quietly when we have no IPv6 network or route). */
+  private handle6(buf: Buffer, len: number): void {
+    const ctx = this.ctx;
+    const routes = this.routes6;
+    if (len < IPV6_HEADER || !routes.enabled) return;
+    const dst = this.dst6;
+    readIPv6Words(buf, IPV6_DST, dst);
+    if (routes.isOwn(dst)) return;
+    if (ctx.setup.dropMulticast && dst[0]! >>> 24 === 0xff) return;
+    const via = routes.routeFor(dst, ctx.tunnels.vpn6);
+    if (via === UNKNOWN_HOST6) {
+      // Go would ask the lighthouse by IPv6 address; hosts are keyed by IPv4 VPN IP here, so the first packets to a
+      // host never tunnelled to are dropped until IPv4 traffic (or the peer) brings the tunnel up.
+      ctx.counters.inc(C['routine.dropped.unknown_host6']);
+      return;
+    }
+    this.forward(via === NO_ROUTE6 ? -1 : via, buf, len);
+  }
+
+  /** To the tunnel of `via` (an IPv4 VPN IP; -1: unroutable): outbound firewall, seal, queue; parked without one. */
+  private forward(via: number, buf: Buffer, len: number): void {
+    const ctx = this.ctx;
     if (via < 0) {
       this.reject.unroutable(buf, len);
       return;

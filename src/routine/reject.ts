@@ -12,7 +12,7 @@
  * not answered when they are refused later (Go's sendMessageNow drops cached packets silently). Nothing is allocated
  * per packet: outbound rejects are built straight into the inside outbox, inbound ones into one scratch buffer.
  */
-import { buildRejectPacket, MAX_REJECT_PACKET_LEN, parseIPv4Packet } from '../shared/firewall';
+import { buildRejectPacket, MAX_REJECT_PACKET_LEN, parseIPPacket } from '../shared/firewall';
 import { TYPE_MESSAGE } from '../shared/protocol/header';
 import { C } from '../shared/state/counters';
 import type { DatapathContext } from './context';
@@ -36,7 +36,7 @@ export class Rejecter {
   /** `buf[0..len)` from our inside has no route (no VPN address, no unsafe route): answered as Go does, if it parses. */
   unroutable(buf: Buffer, len: number): void {
     if (!this.ctx.gate.rules.rejectOutbound) return;
-    if (!parseIPv4Packet(buf, len, false, this.ctx.pkt)) return;
+    if (!parseIPPacket(buf, len, false, this.ctx.pkt)) return;
     this.toInside(buf, len);
   }
 

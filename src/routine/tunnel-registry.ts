@@ -7,6 +7,8 @@ import { createPacketCipher, type CipherName, type PacketCipher } from '../share
 import { allocSockaddrIn, fillSockaddrIn } from '../shared/native/sockaddr';
 import type { FirewallPeer } from '../shared/firewall';
 import type { PeerIdentity, TunnelInstall } from '../shared/ipc/messages';
+import { parseCidr6, parseIPv6, type IPv6Net, type IPv6Words } from '../shared/util/ipv6';
+import { Vpn6Index } from './vpn6-index';
 
 export class RoutineTunnel {
   readonly encrypt: PacketCipher;
@@ -33,7 +35,16 @@ export class RoutineTunnel {
     sendKey: Uint8Array,
     recvKey: Uint8Array,
   ) {
-    this.firewallPeer = { name: peer.name, groups: new Set(peer.groups), issuer: peer.issuer, caName: peer.caName, ips: peer.ips, subnets: peer.subnets };
+    this.firewallPeer = {
+      name: peer.name,
+      groups: new Set(peer.groups),
+      issuer: peer.issuer,
+      caName: peer.caName,
+      ips: peer.ips,
+      subnets: peer.subnets,
+      ips6: peer.ips6.map((t) => parseIPv6(t)).filter((w): w is IPv6Words => w !== undefined),
+      subnets6: peer.subnets6.map((t) => parseCidr6(t)).filter((n): n is IPv6Net => n !== undefined),
+    };
     this.encrypt = createPacketCipher(cipher, Buffer.from(sendKey));
     this.decrypt = createPacketCipher(cipher, Buffer.from(recvKey));
   }
@@ -54,6 +65,8 @@ export class RoutineTunnel {
 export class TunnelRegistry {
   private readonly byIndex = new Map<number, RoutineTunnel>();
   private readonly byVpnIp = new Map<number, RoutineTunnel>();
+  /** IPv6 VPN address -> the IPv4 VPN IP of its host (the IPv6 overlay's way to a tunnel). */
+  readonly vpn6 = new Vpn6Index();
 
   constructor(private readonly cipher: CipherName) {}
 
@@ -66,6 +79,7 @@ export class TunnelRegistry {
     this.byIndex.set(t.localIndex, tunnel);
     // The newest tunnel to a VPN IP carries outbound traffic; an older one still decrypts until it is removed.
     this.byVpnIp.set(t.vpnIp, tunnel);
+    this.vpn6.learn(t.peer.ips6, t.vpnIp);
     return tunnel;
   }
 

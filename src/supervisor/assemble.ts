@@ -70,7 +70,7 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
   // Read at each use: a reload that changes lighthouse.remote_allow_list / remote_allow_ranges applies at once.
   const remoteAllowList = (): RemoteAllowList => remoteAllowListOf(live.config.lighthouse);
   const hostmap = new HostMap(region.slots, region.capacities.tunnels);
-  const inside = selectInside(cfg, live.vpnIp, live.vpnMask, log);
+  const inside = selectInside(cfg, live.vpnIp, live.vpnMask, live.vpnNetworks6, log);
   let underlay: Underlay;
   try {
     underlay = new Underlay(cfg.listen, cfg.routines);

@@ -7,6 +7,7 @@
 import { certToJsonValue, type Certificate } from '../shared/pki';
 import type { ConntrackEntry } from '../shared/state/conntrack';
 import { formatIPv4 } from '../shared/util/ipv4';
+import { formatIPv6 } from '../shared/util/ipv6';
 import { formatEndpoint, type Endpoint } from '../shared/util/endpoint';
 
 /** Go's json.Encoder output: <, > and & (and U+2028/9) escaped, 4-space indent with -pretty, a newline at the end. */
@@ -142,18 +143,22 @@ function protoName(proto: number): string {
       return 'udp';
     case 1:
       return 'icmp';
+    case 58:
+      return 'icmpv6'; // Go 1.11 firewall/packet.go MarshalJSON
     default:
       return `unknown ${proto}`;
   }
 }
 
+/** IPv6 addresses as netip.Addr.String() prints them (Go 1.11's LocalAddr / RemoteAddr), IPv4 as before. */
 export function conntrackEntryJson(e: ConntrackEntry): ConntrackEntryJson {
+  const v6 = e.version === 6;
   return {
     Fragment: e.fragment,
-    LocalIP: formatIPv4(e.localIp),
+    LocalIP: v6 ? formatIPv6(e.local6) : formatIPv4(e.localIp),
     LocalPort: e.localPort,
     Protocol: protoName(e.proto),
-    RemoteIP: formatIPv4(e.remoteIp),
+    RemoteIP: v6 ? formatIPv6(e.remote6) : formatIPv4(e.remoteIp),
     RemotePort: e.remotePort,
     incoming: e.incoming,
     rulesVersion: e.rulesVersion,
@@ -169,6 +174,11 @@ export interface ConntrackReport {
   entries: ConntrackEntryJson[];
 }
 
+/** addr:port, an IPv6 address in brackets (as netip.AddrPort prints it). */
+function hostPort(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
 export function conntrackText(r: ConntrackReport): string {
   const head = `Conntrack entries: ${r.count} (capacity ${r.capacity})${r.truncated ? `, first ${r.entries.length} listed` : ''}\n`;
   if (r.entries.length === 0) return head;
@@ -178,8 +188,8 @@ export function conntrackText(r: ConntrackReport): string {
       ['PROTO', 'LOCAL', 'REMOTE', 'DIRECTION', 'RULES', 'EXPIRES'],
       r.entries.map((e) => [
         e.Protocol + (e.Fragment ? ' (fragment)' : ''),
-        `${e.LocalIP}:${e.LocalPort}`,
-        `${e.RemoteIP}:${e.RemotePort}`,
+        hostPort(e.LocalIP, e.LocalPort),
+        hostPort(e.RemoteIP, e.RemotePort),
         e.incoming ? 'in' : 'out',
         `v${e.rulesVersion}`,
         durationText(e.expiresInSeconds),

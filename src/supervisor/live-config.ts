@@ -8,6 +8,13 @@ import { describeRules } from '../shared/firewall';
 import { loadCABundle, loadHostCertAndKey, type CAPool, type HostPki } from '../shared/pki';
 import type { FirewallUpdate } from '../shared/ipc/messages';
 import type { Logger } from '../shared/log';
+import { formatPrefix, isV6 } from '../shared/pki/v2/prefix';
+import type { CertState } from '../shared/pki/cert-state';
+
+/** Our IPv6 VPN networks ('fd00::1/64': host bits = our address), from our v2 certificate (a v1 one has none). */
+export function vpnNetworks6Of(cert: CertState): string[] {
+  return (cert.v2?.networks ?? []).filter(isV6).map(formatPrefix);
+}
 
 export class LiveConfig {
   private cfg: NebulaConfig;
@@ -17,6 +24,8 @@ export class LiveConfig {
   /** From the certificate's first network; a new certificate may not change them (reload refuses it). */
   readonly vpnIp: number;
   readonly vpnMask: number;
+  /** Our IPv6 VPN networks (vpnNetworks6Of); fixed like the VPN IP, since the tun device carries them. */
+  readonly vpnNetworks6: readonly string[];
 
   /** Reads and validates `configPath` and loads the PKI; throws on an invalid file. */
   constructor(
@@ -31,6 +40,7 @@ export class LiveConfig {
     const first = this.hostPki.cert.details.ips[0]!;
     this.vpnIp = first.ip >>> 0;
     this.vpnMask = first.mask >>> 0;
+    this.vpnNetworks6 = vpnNetworks6Of(this.hostPki.cert);
     const issues = vpnNetworkIssues(this.cfg, { ip: this.vpnIp, mask: this.vpnMask });
     if (issues.length > 0) throw new ConfigError(issues);
     this.rules = firewallUpdate(this.cfg, 0);

@@ -30,7 +30,7 @@ import { loadHostCertAndKey, type CAPool, type CertState, type HostPki } from '.
 import type { FirewallUpdate, SupervisorToRoutine } from '../shared/ipc/messages';
 import type { Logger } from '../shared/log';
 import { formatIPv4 } from '../shared/util/ipv4';
-import type { LiveConfig } from './live-config';
+import { vpnNetworks6Of, type LiveConfig } from './live-config';
 
 export interface ReloadResult {
   ok: boolean;
@@ -109,6 +109,10 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
     const ip = loaded.cert.details.ips[0]!.ip >>> 0;
     if (ip !== live.vpnIp) {
       throw new Error(`pki.cert: the new certificate changes the VPN IP (${formatIPv4(live.vpnIp)} to ${formatIPv4(ip)}); restart to apply it`);
+    }
+    const networks6 = vpnNetworks6Of(loaded.cert).join(', ');
+    if (networks6 !== live.vpnNetworks6.join(', ')) {
+      throw new Error(`pki.cert: the new certificate changes the IPv6 VPN networks ([${live.vpnNetworks6.join(', ')}] to [${networks6}]); restart to apply them`);
     }
     try {
       ca.caPool.verify(loaded.cert);

@@ -4,6 +4,7 @@
  */
 import type { RelayRoute, RoutineSetup, TunnelInstall } from '../shared/ipc/messages';
 import { parseCidr, parseIPv4 } from '../shared/util/ipv4';
+import { formatPrefix, isV6 } from '../shared/pki/v2/prefix';
 import type { InsideKind } from './inside/inside';
 import type { LiveConfig } from './live-config';
 
@@ -20,11 +21,16 @@ export function routineSetup(i: number, src: RoutineSetupSource): RoutineSetup {
   const { live } = src;
   const cfg = live.config;
   const unsafeRoutes = [];
+  const unsafeRoutes6 = [];
   for (const r of cfg.tun.unsafe_routes) {
     const net = parseCidr(r.route);
     const via = parseIPv4(r.via);
-    if (net && via !== undefined) unsafeRoutes.push({ ip: net.ip, mask: net.mask, via });
+    if (via === undefined) continue;
+    if (net) unsafeRoutes.push({ ip: net.ip, mask: net.mask, via });
+    else unsafeRoutes6.push({ route: r.route, via });
   }
+  // Our IPv6 networks and unsafe networks are in our v2 certificate (a v1 certificate has none).
+  const v2 = live.pki.cert.v2;
   return {
     routine: i,
     routines: cfg.routines,
@@ -33,6 +39,9 @@ export function routineSetup(i: number, src: RoutineSetupSource): RoutineSetup {
     vpnMask: live.vpnMask,
     localSubnets: live.pki.cert.details.subnets.map((s) => ({ ip: s.ip, mask: s.mask })),
     unsafeRoutes,
+    vpnNetworks6: [...live.vpnNetworks6],
+    localSubnets6: (v2?.unsafeNetworks ?? []).filter(isV6).map(formatPrefix),
+    unsafeRoutes6,
     insideKind: src.insideKind,
     mtu: cfg.tun.mtu,
     sendRecvError: cfg.listen.send_recv_error,

@@ -4,6 +4,7 @@
  * closeTunnel, recvError, liveness failure or shutdown. The few packets the supervisor itself sends on a tunnel (test
  * requests, closeTunnel) go through sendOnTunnel like the routines' do, so they share the counter and its limit.
  */
+import { formatAddr, formatPrefix, isV6 } from '../shared/pki/v2/prefix';
 import { createPacketCipher } from '../shared/crypto';
 import type { PeerIdentity, SupervisorToRoutine, TunnelInstall } from '../shared/ipc/messages';
 import type { Logger } from '../shared/log';
@@ -207,6 +208,9 @@ export class Tunnels {
       caName: this.env.live.caPool.cas.get(d.issuer)?.details.name ?? '',
       ips: d.ips.map((n) => n.ip >>> 0),
       subnets: d.subnets.map((n) => ({ ip: n.ip, mask: n.mask })),
+      // Host bits of each IPv6 network are the peer's address (as the IPv4 `ips` are).
+      ips6: h.cert.networks.filter(isV6).map((n) => formatAddr(n.addr)),
+      subnets6: h.cert.unsafeNetworks.filter(isV6).map(formatPrefix),
     };
   }
 

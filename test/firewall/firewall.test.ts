@@ -34,6 +34,8 @@ function peer(over: Partial<Omit<FirewallPeer, 'groups'>> & { groups?: string[] 
     caName: over.caName ?? 'ca-one',
     ips: over.ips ?? [ip('10.0.0.2')],
     subnets: over.subnets ?? [],
+    ips6: over.ips6 ?? [],
+    subnets6: over.subnets6 ?? [],
   };
 }
 

@@ -24,7 +24,7 @@ function fw(rulesYaml: string, extra = ''): Firewall {
 }
 
 function peer(name = 'laptop', groups: string[] = []): FirewallPeer {
-  return { name, groups: new Set(groups), issuer: 'sha', caName: 'ca', ips: [ip('192.168.100.7')], subnets: [parseCidr('172.30.0.0/16')!] };
+  return { name, groups: new Set(groups), issuer: 'sha', caName: 'ca', ips: [ip('192.168.100.7')], subnets: [parseCidr('172.30.0.0/16')!], ips6: [], subnets6: [] };
 }
 
 /** A TCP packet between our `local` address:80 and the peer's `remote`:40000, seen in `dir`. */
@@ -130,7 +130,8 @@ t.test('parsing: local_cidr is a rule field (no unknown-key warning), validated,
   t.equal(r.rule?.localCidr, '10.0.0.0/8');
   t.equal(parseFirewallRule({ port: 80, proto: 'tcp', host: 'any' }).rule?.localCidr, undefined, 'absent when not written');
   t.equal(parseFirewallRule({ port: 80, proto: 'tcp', local_cidr: 'any' }).rule?.localCidr, 'any');
-  for (const bad of ['10.0.0.0/33', 'fd00::/8', 'nope']) {
+  t.equal(parseFirewallRule({ port: 80, proto: 'tcp', local_cidr: 'fd00::/8' }).rule?.localCidr, 'fd00::/8', 'IPv6 (Go 1.11)');
+  for (const bad of ['10.0.0.0/33', 'fd00::/129', 'fd00::', 'fd00::/08', 'nope']) {
     const p = parseFirewallRule({ port: 80, proto: 'tcp', host: 'any', local_cidr: bad });
     t.same(p.errors.map((e) => e.path), [['local_cidr']], `${bad} refused`);
   }
@@ -139,7 +140,7 @@ t.test('parsing: local_cidr is a rule field (no unknown-key warning), validated,
     t.fail('accepted');
   } catch (err) {
     t.ok(err instanceof ConfigError);
-    t.match((err as Error).message, /^firewall\.inbound\[0\]\.local_cidr: "10\.0\.0\.0\/40" is not an IPv4 CIDR/);
+    t.match((err as Error).message, /^firewall\.inbound\[0\]\.local_cidr: "10\.0\.0\.0\/40" is not an IPv4 or IPv6 CIDR, or any/);
   }
 });
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { newFirewallPacket, parseIPv4Packet } from '../../src/shared/firewall';
+import { newFirewallPacket, parseIPv4Packet, type FirewallPacket } from '../../src/shared/firewall';
 import { parseIPv4 } from '../../src/shared/util/ipv4';
 
 const ip = (s: string): number => parseIPv4(s)!;
@@ -22,18 +22,24 @@ function ipv4(opts: { proto: number; src: string; dst: string; ihl?: number; fra
 
 const TCP_PORTS = [0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 0]; // 40000 -> 80
 
+/** The IPv4 tuple of a parsed packet (local6 / remote6 are not read for IPv4). */
+function tuple(p: FirewallPacket): Omit<FirewallPacket, 'local6' | 'remote6'> {
+  const { local6: _l, remote6: _r, ...rest } = p;
+  return rest;
+}
+
 t.test('inbound: remote = source, local = destination', async (t) => {
   const out = newFirewallPacket();
   const b = ipv4({ proto: 6, src: '10.0.0.2', dst: '10.0.0.1', l4: TCP_PORTS });
   t.ok(parseIPv4Packet(b, b.length, true, out));
-  t.same(out, { proto: 6, remoteIp: ip('10.0.0.2'), localIp: ip('10.0.0.1'), remotePort: 40000, localPort: 80, fragment: false });
+  t.same(tuple(out), { version: 4, proto: 6, remoteIp: ip('10.0.0.2'), localIp: ip('10.0.0.1'), remotePort: 40000, localPort: 80, fragment: false });
 });
 
 t.test('outbound: the reverse, so both directions of a flow give the same tuple', async (t) => {
   const out = newFirewallPacket();
   const b = ipv4({ proto: 6, src: '10.0.0.1', dst: '10.0.0.2', l4: [0x00, 0x50, 0x9c, 0x40] });
   t.ok(parseIPv4Packet(b, b.length, false, out));
-  t.same(out, { proto: 6, remoteIp: ip('10.0.0.2'), localIp: ip('10.0.0.1'), remotePort: 40000, localPort: 80, fragment: false });
+  t.same(tuple(out), { version: 4, proto: 6, remoteIp: ip('10.0.0.2'), localIp: ip('10.0.0.1'), remotePort: 40000, localPort: 80, fragment: false });
 });
 
 t.test('the same object is reused: no per-packet allocation', async (t) => {
@@ -43,7 +49,7 @@ t.test('the same object is reused: no per-packet allocation', async (t) => {
   t.ok(parseIPv4Packet(a, a.length, true, out));
   t.equal(out.localPort, 54);
   t.ok(parseIPv4Packet(b, b.length, true, out));
-  t.same(out, { proto: 1, remoteIp: ip('10.0.0.3'), localIp: ip('10.0.0.1'), remotePort: 0, localPort: 0, fragment: false }, 'ICMP has no ports');
+  t.same(tuple(out), { version: 4, proto: 1, remoteIp: ip('10.0.0.3'), localIp: ip('10.0.0.1'), remotePort: 0, localPort: 0, fragment: false }, 'ICMP has no ports');
 });
 
 t.test('header options: ports are read after IHL*4 bytes', async (t) => {

@@ -27,6 +27,8 @@ const PEER: FirewallPeer = {
   caName: 'ca-A',
   ips: [ip(PEER_IP)],
   subnets: [parseCidr('172.16.5.0/24')!],
+  ips6: [],
+  subnets6: [],
 };
 
 type Verdict = 'allow' | 'drop_no_rule' | 'drop_remote_ip' | 'drop_local_ip' | 'malformed';
@@ -139,7 +141,7 @@ const CASES: Case[] = [
     expect: 'allow',
   },
   { name: 'TCP too short for its ports', rules: inRules('{port: any, proto: any, host: any}'), dir: 'in', packet: ipv4Packet({ src: PEER_IP, dst: US, proto: 6, body: Buffer.alloc(3) }), expect: 'malformed' },
-  { name: 'IPv6 is not parsed', rules: inRules('{port: any, proto: any, host: any}'), dir: 'in', packet: Buffer.concat([Buffer.from([0x60]), Buffer.alloc(59)]), expect: 'malformed' },
+  { name: 'parseIPv4Packet does not parse IPv6 (parseIPPacket does: table-cases6)', rules: inRules('{port: any, proto: any, host: any}'), dir: 'in', packet: Buffer.concat([Buffer.from([0x60]), Buffer.alloc(59)]), expect: 'malformed' },
   // 1.7+: local_cidr (the LOCAL address: destination inbound, source outbound) and default_local_cidr_any
   { name: 'local_cidr: to our unsafe network inside it', rules: inRules('{port: 80, proto: tcp, host: any, local_cidr: 10.200.0.0/24}'), dir: 'in', packet: tcpIn(80, PEER_IP, '10.200.0.5'), expect: 'allow' },
   { name: 'local_cidr: to our VPN IP outside it', rules: inRules('{port: 80, proto: tcp, host: any, local_cidr: 10.200.0.0/24}'), dir: 'in', packet: tcpIn(80), expect: 'drop_no_rule' },

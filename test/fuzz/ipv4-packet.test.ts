@@ -39,8 +39,8 @@ function reference(buf: Buffer, len: number, incoming: boolean): FirewallPacket 
   const sp = noPorts ? 0 : buf.readUInt16BE(ihl);
   const dp = noPorts ? 0 : buf.readUInt16BE(ihl + 2);
   return incoming
-    ? { proto, localIp: dst, remoteIp: src, localPort: dp, remotePort: sp, fragment }
-    : { proto, localIp: src, remoteIp: dst, localPort: sp, remotePort: dp, fragment };
+    ? { version: 4, proto, localIp: dst, remoteIp: src, localPort: dp, remotePort: sp, fragment, local6: new Uint32Array(4), remote6: new Uint32Array(4) }
+    : { version: 4, proto, localIp: src, remoteIp: dst, localPort: sp, remotePort: dp, fragment, local6: new Uint32Array(4), remote6: new Uint32Array(4) };
 }
 
 t.test('parseIPv4Packet on mutated and random packets', async (t) => {

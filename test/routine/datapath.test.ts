@@ -181,7 +181,7 @@ t.test('a packet for a VPN IP without a tunnel is parked and a tunnel is request
   a.installTunnel({
     slot: 1, localIndex: 0x3333, remoteIndex: 0x4444, vpnIp: ip('192.168.100.3'), sendKey: key, recvKey: key,
     remoteIp: ip('10.0.0.3'), remotePort: 4242,
-    peer: { name: 'c', groups: [], issuer: 'ca', caName: 'test-ca', ips: [ip('192.168.100.3')], subnets: [] },
+    peer: { name: 'c', groups: [], issuer: 'ca', caName: 'test-ca', ips: [ip('192.168.100.3')], subnets: [], ips6: [], subnets6: [] },
   });
   const sent = a.takeSent();
   t.equal(sent.length, 2, 'both parked packets leave when the tunnel is installed');

@@ -166,7 +166,7 @@ t.test('a parked packet refused when its tunnel comes up is dropped without a re
   a.installTunnel({
     slot: 1, localIndex: 0x3333, remoteIndex: 0x4444, vpnIp: ip(B.vpnIp), sendKey: key, recvKey: key,
     remoteIp: ip(B.underlay.ip), remotePort: B.underlay.port,
-    peer: { name: 'b', groups: [], issuer: 'ca', caName: 'test-ca', ips: [ip(B.vpnIp)], subnets: [] },
+    peer: { name: 'b', groups: [], issuer: 'ca', caName: 'test-ca', ips: [ip(B.vpnIp)], subnets: [], ips6: [], subnets6: [] },
   });
   t.same(a.takeSent(), []);
   t.same(a.inside.written, []);

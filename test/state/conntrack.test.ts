@@ -7,10 +7,27 @@ import t from 'tap';
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { createRegion } from '../../src/shared/shm/region';
-import { ConntrackTable, releaseConntrackOwner, type FlowKey } from '../../src/shared/state/conntrack';
+import { ConntrackTable, conntrackEntries, releaseConntrackOwner, type FlowKey } from '../../src/shared/state/conntrack';
 import { CONNTRACK_WORDS } from '../../src/shared/state/layout';
 
-const flow = (i: number): FlowKey => ({ localIp: 0x0a000001, remoteIp: 0x0a000100 + i, localPort: 80, remotePort: 40000 + i, proto: 6, fragment: false });
+const flow = (i: number): FlowKey => ({
+  version: 4,
+  localIp: 0x0a000001,
+  remoteIp: 0x0a000100 + i,
+  localPort: 80,
+  remotePort: 40000 + i,
+  proto: 6,
+  fragment: false,
+  local6: new Uint32Array(4),
+  remote6: new Uint32Array(4),
+});
+/** An IPv6 flow between fd00::1 and fd00::100+i whose last words, ports and protocol equal flow(i)'s. */
+const flow6 = (i: number, remotePrefix = 0xfd000000): FlowKey => ({
+  ...flow(i),
+  version: 6,
+  local6: Uint32Array.of(0xfd000000, 0, 0, 0x0a000001),
+  remote6: Uint32Array.of(remotePrefix, 0, 0, 0x0a000100 + i),
+});
 
 t.test('insert, lookup, refresh, expiry and remove', async (t) => {
   const table = new ConntrackTable(new Int32Array(64 * CONNTRACK_WORDS), 64);
@@ -33,6 +50,57 @@ t.test('insert, lookup, refresh, expiry and remove', async (t) => {
   t.equal(table.lookup(flow(2), 100), -1, 'removed');
   t.equal(table.count(100), 1, 'flow 1 is still live at t=100');
   t.equal(table.count(301), 0, 'and expired at t=301');
+});
+
+t.test('IPv6 flows: keyed on both full addresses, the family part of the key', async (t) => {
+  const words = new Int32Array(64 * CONNTRACK_WORDS);
+  const table = new ConntrackTable(words, 64);
+  const e6 = table.insert(flow6(1), true, 5, 200, 100);
+  t.ok(e6 >= 0);
+  t.equal(table.lookup(flow6(1), 100), e6, 'found by an equal key (other arrays, same words)');
+  t.equal(table.foundVersion, 5);
+  t.equal(table.foundIncoming, true);
+  t.equal(table.lookup(flow(1), 100), -1, 'the IPv4 flow with the same last words, ports and protocol is another flow');
+  t.equal(table.lookup(flow6(1, 0xfd000001), 100), -1, 'another remote prefix is another flow');
+  for (let w = 0; w < 3; w++) {
+    const other = flow6(1);
+    other.local6[w] ^= 1;
+    t.equal(table.lookup(other, 100), -1, `local word ${w} is part of the key`);
+    const other2 = flow6(1);
+    other2.remote6[w] ^= 0x80000000;
+    t.equal(table.lookup(other2, 100), -1, `remote word ${w} is part of the key`);
+  }
+  const e4 = table.insert(flow(1), false, 9, 300, 100);
+  t.not(e4, e6, 'the IPv4 twin gets an entry of its own');
+  t.equal(table.lookup(flow(1), 100), e4);
+  t.equal(table.foundVersion, 9, 'with its own companions');
+  t.equal(table.foundIncoming, false);
+  t.equal(table.lookup(flow6(1), 100), e6, 'and the IPv6 entry is untouched');
+  t.equal(table.foundVersion, 5);
+  table.refresh(e6, flow6(1), 400, 6);
+  t.equal(table.lookup(flow6(1), 350), e6, 'refreshed');
+  t.equal(table.foundVersion, 6);
+  t.equal(table.lookup(flow(1), 350), -1, 'the IPv4 twin was not refreshed with it');
+  table.remove(e6, flow(1));
+  t.equal(table.lookup(flow6(1), 100), e6, 'remove with the IPv4 twin\'s key leaves the IPv6 entry');
+  table.remove(e6, flow6(1));
+  t.equal(table.lookup(flow6(1), 100), -1, 'removed');
+
+  table.insert(flow6(2), false, 3, 500, 100);
+  table.insert({ ...flow6(3), proto: 58, localPort: 0, remotePort: 0x1234 }, true, 3, 500, 100);
+  const listed = conntrackEntries(words, 64, 100, 10);
+  const v6 = listed.filter((e) => e.version === 6).map((e) => ({ local: [...e.local6], remote: [...e.remote6], proto: e.proto, remotePort: e.remotePort }));
+  t.same(
+    v6.sort((a, b) => a.remote[3]! - b.remote[3]!),
+    [
+      { local: [0xfd000000, 0, 0, 0x0a000001], remote: [0xfd000000, 0, 0, 0x0a000102], proto: 6, remotePort: 40002 },
+      { local: [0xfd000000, 0, 0, 0x0a000001], remote: [0xfd000000, 0, 0, 0x0a000103], proto: 58, remotePort: 0x1234 },
+    ],
+    'the listing carries both IPv6 addresses',
+  );
+  const v4 = listed.filter((e) => e.version === 4);
+  t.equal(v4.length, 1, 'and the IPv4 entry as IPv4');
+  t.same([...v4[0]!.local6, ...v4[0]!.remote6], [0, 0, 0, 0, 0, 0, 0, 0], 'without IPv6 words');
 });
 
 t.test('a full table evicts the soonest-expiring entry in the probe window', async (t) => {

@@ -16,7 +16,7 @@ import { Logger } from '../../src/shared/log';
 import { sockaddrIPv4, sockaddrPort } from '../../src/shared/native/sockaddr';
 import { certToJsonValue, certToText } from '../../src/shared/pki';
 import { TYPE_CLOSE_TUNNEL } from '../../src/shared/protocol/header';
-import { ConntrackTable, conntrackEntries, conntrackNow } from '../../src/shared/state/conntrack';
+import { ConntrackTable, conntrackEntries, conntrackNow, type FlowKey } from '../../src/shared/state/conntrack';
 import { C } from '../../src/shared/state/counters';
 import { CONNTRACK_WORDS, TUNNEL_SLOT_WORDS } from '../../src/shared/state/layout';
 import { TunnelSlots } from '../../src/shared/state/tunnel-slots';
@@ -368,7 +368,10 @@ function countersOf(routine: number): Record<string, number> {
 t.test('conntrack: the count and a listing, limited', async (t) => {
   const r = rig(t);
   const now = r.ctNow;
-  const flow = (proto: number, localPort: number, remotePort: number) => ({
+  const flow = (proto: number, localPort: number, remotePort: number): FlowKey => ({
+    version: 4,
+    local6: new Uint32Array(4),
+    remote6: new Uint32Array(4),
     localIp: parseIPv4(OURS)!,
     remoteIp: parseIPv4(PEER)!,
     localPort,
@@ -398,6 +401,32 @@ t.test('conntrack: the count and a listing, limited', async (t) => {
   t.match(r.out('conntrack -limit=1'), /first 1 listed/);
   t.match(r.err('conntrack -limit x'), /invalid value "x" for flag -limit/);
   t.equal(r.err('conntrack -limit 100001'), '-limit is at most 100000', 'an answer stays bounded');
+});
+
+t.test('conntrack: IPv6 entries listed with their full addresses (Go\'s netip text), bracketed in the table', async (t) => {
+  const r = rig(t);
+  const now = r.ctNow;
+  const flow6 = (proto: number, localPort: number, remotePort: number): FlowKey => ({
+    version: 6,
+    local6: Uint32Array.of(0xfd000000, 0, 0, 1),
+    remote6: Uint32Array.of(0x20010db8, 0, 0x00050000, 0x0000beef),
+    localIp: 1,
+    remoteIp: 0xbeef,
+    localPort,
+    remotePort,
+    proto,
+    fragment: false,
+  });
+  r.conntrack.insert(flow6(6, 443, 50000), true, 4, now + 720, now);
+  r.conntrack.insert(flow6(58, 0, 0x1234), false, 4, now + 600, now);
+  const report = JSON.parse(r.out('conntrack -json')) as { count: number; entries: Array<Record<string, unknown>> };
+  t.equal(report.count, 2);
+  const byProto = new Map(report.entries.map((e) => [e.Protocol, e]));
+  t.same(byProto.get('tcp'), { Fragment: false, LocalIP: 'fd00::1', LocalPort: 443, Protocol: 'tcp', RemoteIP: '2001:db8::5:0:0:beef', RemotePort: 50000, incoming: true, rulesVersion: 4, expiresInSeconds: 720 });
+  t.same(byProto.get('icmpv6'), { Fragment: false, LocalIP: 'fd00::1', LocalPort: 0, Protocol: 'icmpv6', RemoteIP: '2001:db8::5:0:0:beef', RemotePort: 0x1234, incoming: false, rulesVersion: 4, expiresInSeconds: 600 });
+  const text = r.out('conntrack');
+  t.match(text, /tcp\s+\[fd00::1\]:443\s+\[2001:db8::5:0:0:beef\]:50000\s+in\s+v4\s+12m0s/);
+  t.match(text, /icmpv6\s+\[fd00::1\]:0\s+\[2001:db8::5:0:0:beef\]:4660\s+out\s+v4\s+10m0s/);
 });
 
 t.test('bad requests: one-line errors, and help', async (t) => {

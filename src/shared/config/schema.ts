@@ -5,6 +5,7 @@
  * The schema converts and checks each key on its own. Rules that need several keys (routines, legacy fallbacks,
  * lighthouse.hosts vs static_host_map, stats/sshd requirements) live in validate.ts.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseLogLevel, type LogLevel } from '../log';
 import { parseFirewallRule } from '../firewall/rule';
@@ -42,6 +43,14 @@ const MINUTE = 60_000;
 function toCidr46(v: unknown): string | Bad {
   if (typeof v === 'string' && isCidr46(v.trim())) return v.trim();
   return new Bad(`${JSON.stringify(v)} is not a CIDR`);
+}
+
+/** An unsafe route's `via`: the gateway's IPv4 VPN IP (tunnels are keyed by it; an IPv6 one is refused, not ignored). */
+function toGatewayIPv4(v: unknown): string | Bad {
+  if (typeof v === 'string' && isIP(v.trim()) === 6) {
+    return new Bad(`${JSON.stringify(v)} is an IPv6 VPN address: nebula-ts names a gateway by its IPv4 VPN address`);
+  }
+  return toIPv4(v);
 }
 
 const requiredInt = (min: number, max = 65535) =>
@@ -217,7 +226,8 @@ export const configSchema = section({
     mtu: int(1300, 68, 65535),
     routes: list(section({ mtu: requiredInt(500), route: requiredOf(toCidr4) })),
     unsafe_routes: list(
-      section({ route: requiredOf(toCidr4), via: requiredOf(toIPv4), mtu: optInt(500, 65535), metric: optInt(0) }),
+      // An IPv6 route (v2 certificates) is carried like an IPv4 one; its gateway is still named by its IPv4 VPN IP.
+      section({ route: requiredOf(toCidr46), via: requiredOf(toGatewayIPv4), mtu: optInt(500, 65535), metric: optInt(0) }),
     ),
     /** Deprecated (see validate.ts). */
     routines: optInt(),

@@ -12,10 +12,13 @@ export {
   PROTO_ICMP,
   PROTO_TCP,
   PROTO_UDP,
+  PROTO_ICMPV6,
+  RuleCidr,
+  parseRuleCidr,
   PORT_ANY,
   PORT_FRAGMENT,
 } from './rule';
-export { FirewallPacket, newFirewallPacket, parseIPv4Packet } from './packet';
+export { FirewallPacket, newFirewallPacket, parseIPv4Packet, parseIPPacket } from './packet';
 export { FirewallPeer } from './table';
 export { buildRejectPacket, MAX_REJECT_PACKET_LEN } from './reject-packet';
 export {

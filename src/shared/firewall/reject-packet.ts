@@ -11,9 +11,16 @@
  *   ICMP error (types 3, 4, 5, 11, 12), so two nodes cannot bounce errors at each other.
  * - Nothing for a non-first fragment (it has no transport header to answer).
  *
- * The overlay is IPv4 only: IPv6 never reaches the firewall (the data path drops it first), so it is not answered.
+ * IPv6 as Go 1.11.1 (ipv6CreateRejectPacket), after walking the extension headers as the firewall does
+ * (findIPv6UpperProtocol): nothing for a truncated chain or a non-first fragment; a TCP RST (same rules as above,
+ * the payload length counted from the TCP header to the end of the packet) for TCP; otherwise an ICMPv6
+ * "destination unreachable, communication administratively prohibited" (type 1, code 1) quoting the original packet
+ * from its first byte, at most 1000 bytes of it, never in answer to an ICMPv6 error (types 1 to 4). The IPv6 header
+ * is 40 bytes: traffic class and flow label 0, hop limit 64, addresses swapped; checksums over the IPv6 pseudo header.
+ *
  * Writes into a caller-owned buffer and allocates nothing: it runs on the packet path.
  */
+import { findIPv6UpperProtocol, type IPv6Walk } from './packet';
 
 const IPV4_HEADER_LEN = 20;
 const TCP_HEADER_LEN = 20;
@@ -30,15 +37,26 @@ export const ICMP_DEST_UNREACHABLE = 3;
 export const ICMP_CODE_ADMIN_PROHIBITED = 13;
 export const REJECT_TTL = 64;
 
-/** Largest reject built: IPv4 header + ICMP header + the quoted header (at most 60 bytes) + 8 bytes of it. */
-export const MAX_REJECT_PACKET_LEN = IPV4_HEADER_LEN + ICMP_HEADER_LEN + 60 + 8;
+const IPV6_HEADER_LEN = 40;
+const PROTO_ICMPV6 = 58;
+export const ICMPV6_DEST_UNREACHABLE = 1;
+export const ICMPV6_CODE_ADMIN_PROHIBITED = 1;
+/** How much of a refused IPv6 packet its ICMPv6 answer quotes (Go: stays under the tunnel MTU). */
+export const ICMPV6_QUOTE_LIMIT = 1000;
+
+/** Largest reject built: an ICMPv6 answer (IPv6 header, ICMPv6 header, 1000 quoted bytes); Go's MaxRejectPacketSize. */
+export const MAX_REJECT_PACKET_LEN = IPV6_HEADER_LEN + ICMP_HEADER_LEN + ICMPV6_QUOTE_LIMIT;
+
+/** Scratch for the extension header walk (the data path is single-threaded per worker). */
+const walk6: IPv6Walk = { proto: 0, offset: 0, fragment: false };
 
 /**
- * Builds the reject for the IPv4 packet in `packet[0..len)` into `out` and returns its length, or 0 when nothing is
- * to be sent (not IPv4, truncated, a non-first fragment, an ICMP error, or `out` too small).
+ * Builds the reject for the IPv4 or IPv6 packet in `packet[0..len)` into `out` and returns its length, or 0 when
+ * nothing is to be sent (another version, truncated, a non-first fragment, an ICMP error, or `out` too small).
  */
 export function buildRejectPacket(packet: Uint8Array, len: number, out: Uint8Array): number {
   if (len > packet.length) len = packet.length;
+  if (len >= 1 && packet[0]! >> 4 === 6) return buildRejectPacket6(packet, len, out);
   if (len < IPV4_HEADER_LEN || packet[0]! >> 4 !== 4) return 0;
   const ihl = (packet[0]! & 0x0f) << 2;
   if (ihl < IPV4_HEADER_LEN || len < ihl) return 0;
@@ -65,6 +83,13 @@ function buildTcpRst(packet: Uint8Array, len: number, ihl: number, out: Uint8Arr
   const outLen = IPV4_HEADER_LEN + TCP_HEADER_LEN;
   if (len < ihl + TCP_HEADER_LEN || outLen > out.length) return 0;
   writeIPv4Header(packet, out, outLen, PROTO_TCP);
+  writeTcpRst(packet, len, ihl, out, IPV4_HEADER_LEN);
+  writeU16(out, IPV4_HEADER_LEN + 16, internetChecksum(out, IPV4_HEADER_LEN, outLen, pseudoHeaderSum(out, PROTO_TCP, TCP_HEADER_LEN)));
+  return outLen;
+}
+
+/** The RST answering the TCP segment at packet[ihl..len) (netfilter's seq / ack rules), at out[tcp..), checksum 0. */
+function writeTcpRst(packet: Uint8Array, len: number, ihl: number, out: Uint8Array, tcp: number): void {
   const flagsIn = packet[ihl + 13]!;
   let seq = 0;
   let ack = 0;
@@ -77,7 +102,6 @@ function buildTcpRst(packet: Uint8Array, len: number, ihl: number, out: Uint8Arr
     ack = (readU32(packet, ihl + 4) + ((flagsIn & TCP_SYN) >> 1) + (flagsIn & TCP_FIN) + payload) >>> 0;
     flags |= TCP_ACK;
   }
-  const tcp = IPV4_HEADER_LEN;
   out[tcp] = packet[ihl + 2]!;
   out[tcp + 1] = packet[ihl + 3]!;
   out[tcp + 2] = packet[ihl]!;
@@ -87,8 +111,60 @@ function buildTcpRst(packet: Uint8Array, len: number, ihl: number, out: Uint8Arr
   out[tcp + 12] = (TCP_HEADER_LEN >> 2) << 4;
   out[tcp + 13] = flags;
   out.fill(0, tcp + 14, tcp + TCP_HEADER_LEN); // window, checksum, urgent pointer
-  writeU16(out, tcp + 16, internetChecksum(out, tcp, outLen, pseudoHeaderSum(out, PROTO_TCP, TCP_HEADER_LEN)));
+}
+
+/** iputil ipv6CreateRejectPacket (v1.11.1). */
+function buildRejectPacket6(packet: Uint8Array, len: number, out: Uint8Array): number {
+  if (len < IPV6_HEADER_LEN) return 0;
+  if (!findIPv6UpperProtocol(packet, len, walk6) || walk6.fragment) return 0;
+  const offset = walk6.offset;
+  if (walk6.proto === PROTO_TCP) {
+    const outLen = IPV6_HEADER_LEN + TCP_HEADER_LEN;
+    if (len < offset + TCP_HEADER_LEN || outLen > out.length) return 0;
+    writeIPv6Header(packet, out, TCP_HEADER_LEN, PROTO_TCP);
+    writeTcpRst(packet, len, offset, out, IPV6_HEADER_LEN);
+    writeU16(out, IPV6_HEADER_LEN + 16, internetChecksum(out, IPV6_HEADER_LEN, outLen, pseudoHeaderSum6(out, PROTO_TCP, TCP_HEADER_LEN)));
+    return outLen;
+  }
+  // No answer to an ICMPv6 error (types 1-4: unreachable, too big, time exceeded, parameter problem).
+  if (walk6.proto === PROTO_ICMPV6 && len > offset) {
+    const type = packet[offset]!;
+    if (type >= 1 && type <= 4) return 0;
+  }
+  const quoted = Math.min(len, ICMPV6_QUOTE_LIMIT);
+  const payloadLen = ICMP_HEADER_LEN + quoted;
+  const outLen = IPV6_HEADER_LEN + payloadLen;
+  if (outLen > out.length) return 0;
+  writeIPv6Header(packet, out, payloadLen, PROTO_ICMPV6);
+  const icmp = IPV6_HEADER_LEN;
+  out[icmp] = ICMPV6_DEST_UNREACHABLE;
+  out[icmp + 1] = ICMPV6_CODE_ADMIN_PROHIBITED;
+  out.fill(0, icmp + 2, icmp + ICMP_HEADER_LEN); // checksum, then the unused word
+  out.set(packet.subarray(0, quoted), icmp + ICMP_HEADER_LEN);
+  writeU16(out, icmp + 2, internetChecksum(out, icmp, outLen, pseudoHeaderSum6(out, PROTO_ICMPV6, payloadLen)));
   return outLen;
+}
+
+/** A 40-byte IPv6 header answering `packet`: addresses swapped, no traffic class or flow label, hop limit 64. */
+function writeIPv6Header(packet: Uint8Array, out: Uint8Array, payloadLen: number, nextHeader: number): void {
+  out[0] = 0x60;
+  out[1] = 0;
+  out[2] = 0;
+  out[3] = 0;
+  writeU16(out, 4, payloadLen);
+  out[6] = nextHeader;
+  out[7] = REJECT_TTL;
+  for (let i = 0; i < 16; i++) {
+    out[8 + i] = packet[24 + i]!;
+    out[24 + i] = packet[8 + i]!;
+  }
+}
+
+/** The unfolded sum of the IPv6 pseudo header (source, destination, upper-layer length, next header) of `out`. */
+function pseudoHeaderSum6(out: Uint8Array, proto: number, length: number): number {
+  let sum = 0;
+  for (let i = 8; i < 40; i += 2) sum += (out[i]! << 8) | out[i + 1]!;
+  return sum + proto + (length & 0xffff) + (length >>> 16);
 }
 
 /** A 20-byte header answering `packet`: addresses swapped, everything else fixed, checksum filled in. */

@@ -5,13 +5,16 @@
  * travels to routine processes over IPC, and is compared structurally on reload. `compileRules` in table.ts turns a
  * list of them into the lookup structure used on the hot path.
  */
-import { parseCidr } from '../util/ipv4';
+import { IPv4Net, parseCidr } from '../util/ipv4';
+import { IPv6Net, parseCidr6 } from '../util/ipv6';
 
 /** IP protocol numbers Nebula's firewall knows; 0 stands for "any protocol". */
 export const PROTO_ANY = 0;
 export const PROTO_ICMP = 1;
 export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;
+/** ICMPv6: no `proto` value of its own in the config; `icmp` rules match it (Go 1.11 firewall.go FirewallTable.match). */
+export const PROTO_ICMPV6 = 58;
 
 /** Port value meaning "any port" (also what a range starting at 0 collapses to). */
 export const PORT_ANY = 0;
@@ -28,12 +31,15 @@ export interface FirewallRule {
   readonly host: string;
   /** From `group` or `groups`: the peer cert must carry all of them. Empty = not constrained by groups. */
   readonly groups: readonly string[];
-  /** Remote CIDR text as written (trimmed, validated as IPv4 "a.b.c.d/n"), or '' when absent. */
+  /**
+   * Remote CIDR text as written (trimmed, validated as an IPv4 "a.b.c.d/n" or IPv6 "addr/n" CIDR), `any` (Nebula
+   * 1.11), or '' when absent. An IPv4 CIDR only ever matches IPv4 packets and an IPv6 one IPv6 packets.
+   */
   readonly cidr: string;
   /**
    * `local_cidr` (Nebula 1.9+): the packet's LOCAL address (destination inbound, source outbound) must lie in this
-   * IPv4 CIDR (text as written, trimmed), or `any`. '' or absent: not written, which means "any address of ours"
-   * unless our cert has unsafe networks and firewall.default_local_cidr_any is false (table.ts, Nebula 1.10).
+   * IPv4 or IPv6 CIDR (text as written, trimmed), or `any`. '' or absent: not written, which means "any address of
+   * ours" unless our cert has unsafe networks and firewall.default_local_cidr_any is false (table.ts, Nebula 1.10).
    */
   readonly localCidr?: string;
   readonly caName: string;
@@ -50,6 +56,18 @@ export interface ParsedRule {
   rule?: FirewallRule;
   errors: RuleIssue[];
   warnings: RuleIssue[];
+}
+
+/** A rule's `cidr` / `local_cidr` text, parsed: `any` (both families), an IPv4 or an IPv6 network. */
+export type RuleCidr = { readonly family: 'any' } | { readonly family: 4; readonly net: IPv4Net } | { readonly family: 6; readonly net: IPv6Net };
+
+/** Parses `any`, an IPv4 CIDR or an IPv6 CIDR (as Go 1.11's netip.ParsePrefix for IPv6); undefined otherwise. */
+export function parseRuleCidr(text: string): RuleCidr | undefined {
+  if (text === 'any') return { family: 'any' };
+  const net = parseCidr(text);
+  if (net !== undefined) return { family: 4, net };
+  const net6 = parseCidr6(text);
+  return net6 === undefined ? undefined : { family: 6, net: net6 };
 }
 
 const PROTOS: Record<string, number> = { any: PROTO_ANY, tcp: PROTO_TCP, udp: PROTO_UDP, icmp: PROTO_ICMP };
@@ -177,16 +195,16 @@ export function parseFirewallRule(raw: unknown): ParsedRule {
 
   let cidr = '';
   if (cidrText !== '') {
-    const net = parseCidr(cidrText.trim());
-    if (!net) errors.push({ path: ['cidr'], message: `${JSON.stringify(cidrText)} is not an IPv4 CIDR` });
-    else cidr = cidrText.trim();
+    const text = cidrText.trim();
+    if (parseRuleCidr(text) === undefined) errors.push({ path: ['cidr'], message: `${JSON.stringify(cidrText)} is not an IPv4 or IPv6 CIDR, or any` });
+    else cidr = text;
   }
 
   let localCidr = '';
   if (localCidrText !== '') {
     const text = localCidrText.trim();
-    if (text === 'any' || parseCidr(text) !== undefined) localCidr = text;
-    else errors.push({ path: ['local_cidr'], message: `${JSON.stringify(localCidrText)} is not an IPv4 CIDR or any (the overlay is IPv4 only)` });
+    if (parseRuleCidr(text) !== undefined) localCidr = text;
+    else errors.push({ path: ['local_cidr'], message: `${JSON.stringify(localCidrText)} is not an IPv4 or IPv6 CIDR, or any` });
   }
 
   if (host === '' && groups.length === 0 && cidr === '' && cidrText === '' && localCidrText === '' && caName === '' && caSha === '') {

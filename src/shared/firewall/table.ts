@@ -3,10 +3,16 @@
  * FirewallTable → firewallPort → FirewallCA → FirewallRule → firewallLocalCIDR, except that port ranges are kept as
  * sorted segments instead of one map entry per port (a `1-65535` rule would otherwise create 65535 entries).
  *
+ * Both address families (Go 1.11.1 firewall.go, whose CIDR tables are per family): an IPv4 `cidr` / `local_cidr`
+ * only ever matches an IPv4 packet's address and an IPv6 one an IPv6 packet's (`0.0.0.0/0` is every IPv4 address,
+ * `::/0` every IPv6 one); `any`, groups and hosts match both.
+ *
  * Everything here is built once per rule set; matching only reads arrays, Maps and Sets, so it allocates nothing.
  */
-import { IPv4Net, netContains, parseCidr } from '../util/ipv4';
-import { FirewallRule, PORT_ANY, PORT_FRAGMENT, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './rule';
+import { IPv4Net, netContains } from '../util/ipv4';
+import { IPv6Net, IPv6Words, net6Contains } from '../util/ipv6';
+import type { FirewallPacket } from './packet';
+import { FirewallRule, PORT_ANY, PORT_FRAGMENT, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, parseRuleCidr } from './rule';
 
 /** What the rule matcher needs to know about the peer (built once per tunnel, not per packet). */
 export interface FirewallPeer {
@@ -22,6 +28,10 @@ export interface FirewallPeer {
   ips: readonly number[];
   /** Peer cert subnets (unsafe routes behind the peer). */
   subnets: readonly IPv4Net[];
+  /** Peer cert IPv6 VPN addresses (each network's address, host bits kept). */
+  ips6: readonly IPv6Words[];
+  /** Peer cert IPv6 unsafe networks. */
+  subnets6: readonly IPv6Net[];
 }
 
 /**
@@ -32,17 +42,24 @@ export interface FirewallPeer {
  */
 export interface LocalDefault {
   any: boolean;
-  /** Our VPN networks (cert IP with its mask); used when `any` is false. */
+  /** Our IPv4 VPN networks (cert IP with its mask); used when `any` is false. */
   networks: readonly IPv4Net[];
+  /** Our IPv6 VPN networks; used when `any` is false (Go inserts every assigned network, both families). */
+  networks6?: readonly IPv6Net[];
 }
 
 /** The default when nothing says otherwise: any local address (Nebula before 1.9 had no local_cidr at all). */
 export const LOCAL_ANY: LocalDefault = { any: true, networks: [] };
 
+function sameNet6(a: IPv6Net, b: IPv6Net): boolean {
+  return a.bits === b.bits && net6Contains(a, b.words[0], b.words[1], b.words[2], b.words[3]);
+}
+
 /** Nebula's firewallLocalCIDR: the local addresses the merged rules of one identity entry accept. */
 class LocalCidrs {
   any = false;
   nets: IPv4Net[] = [];
+  nets6: IPv6Net[] = [];
 
   add(rule: FirewallRule, def: LocalDefault): this {
     if (this.any) return this;
@@ -50,15 +67,29 @@ class LocalCidrs {
     if (text === 'any' || (text === '' && def.any)) {
       this.any = true;
       this.nets = [];
-    } else if (text === '') this.nets.push(...def.networks);
-    else this.nets.push(parseCidr(text)!);
+      this.nets6 = [];
+    } else if (text === '') {
+      this.nets.push(...def.networks);
+      this.nets6.push(...(def.networks6 ?? []));
+    } else {
+      const parsed = parseRuleCidr(text)!;
+      if (parsed.family === 4) this.nets.push(parsed.net);
+      else if (parsed.family === 6) this.nets6.push(parsed.net);
+    }
     return this;
   }
 
-  match(localIp: number): boolean {
+  match(pkt: FirewallPacket): boolean {
     if (this.any) return true;
+    if (pkt.version === 6) {
+      const nets6 = this.nets6;
+      const l = pkt.local6;
+      for (let i = 0; i < nets6.length; i++) if (net6Contains(nets6[i]!, l[0]!, l[1]!, l[2]!, l[3]!)) return true;
+      return false;
+    }
     const nets = this.nets;
-    for (let i = 0; i < nets.length; i++) if (netContains(nets[i], localIp)) return true;
+    const localIp = pkt.localIp;
+    for (let i = 0; i < nets.length; i++) if (netContains(nets[i]!, localIp)) return true;
     return false;
   }
 }
@@ -69,54 +100,81 @@ class LocalCidrs {
  * some entry matches the peer AND its local CIDRs contain the packet's local address (Nebula 1.10).
  */
 class IdentityRules {
+  /** Rules matching any peer, for both families: no identity at all, group / host / cidr `any`. */
   anyIdentity: LocalCidrs | undefined;
+  /**
+   * Nebula 1.6.1's quirk, kept for IPv4 packets: an IPv4 cidr containing 0.0.0.0 (not only /0) makes the whole rule
+   * "any". Go 1.11 has no such quirk, and an IPv4 cidr never matches an IPv6 packet there, so for IPv6 packets such
+   * a rule only counts through its groups and host (added to those entries as well).
+   */
+  anyIdentityV4: LocalCidrs | undefined;
   groupSets: Array<{ groups: string[]; local: LocalCidrs }> = [];
   hosts = new Map<string, LocalCidrs>();
   cidrs: Array<{ net: IPv4Net; local: LocalCidrs }> = [];
+  cidrs6: Array<{ net: IPv6Net; local: LocalCidrs }> = [];
 
   add(rule: FirewallRule, def: LocalDefault): void {
-    const net = rule.cidr === '' ? undefined : parseCidr(rule.cidr);
+    const cidr = rule.cidr === '' ? undefined : parseRuleCidr(rule.cidr);
     const isAny =
-      (rule.groups.length === 0 && rule.host === '' && net === undefined) ||
+      (rule.groups.length === 0 && rule.host === '' && cidr === undefined) ||
       rule.groups.includes('any') ||
       rule.host === 'any' ||
-      // Quirk kept from Nebula: any CIDR containing 0.0.0.0 (not only /0) means "any".
-      (net !== undefined && netContains(net, 0));
+      cidr?.family === 'any';
     if (isAny) {
       (this.anyIdentity ??= new LocalCidrs()).add(rule, def);
       return;
     }
+    const net = cidr?.family === 4 ? cidr.net : undefined;
+    const net6 = cidr?.family === 6 ? cidr.net : undefined;
+    // For IPv4 packets this entry covers the rule's groups, host and cidr entries below (they only narrow it).
+    if (net !== undefined && netContains(net, 0)) (this.anyIdentityV4 ??= new LocalCidrs()).add(rule, def);
     if (rule.groups.length > 0) this.groupSets.push({ groups: [...rule.groups], local: new LocalCidrs().add(rule, def) });
     if (rule.host !== '') {
       let local = this.hosts.get(rule.host);
       if (local === undefined) this.hosts.set(rule.host, (local = new LocalCidrs()));
       local.add(rule, def);
     }
-    if (net !== undefined) {
+    if (net !== undefined && !netContains(net, 0)) {
       const same = this.cidrs.find((c) => c.net.mask === net.mask && ((c.net.ip & c.net.mask) >>> 0) === ((net.ip & net.mask) >>> 0));
       if (same !== undefined) same.local.add(rule, def);
       else this.cidrs.push({ net, local: new LocalCidrs().add(rule, def) });
     }
+    if (net6 !== undefined) {
+      const same = this.cidrs6.find((c) => sameNet6(c.net, net6));
+      if (same !== undefined) same.local.add(rule, def);
+      else this.cidrs6.push({ net: net6, local: new LocalCidrs().add(rule, def) });
+    }
   }
 
-  match(localIp: number, remoteIp: number, peer: FirewallPeer): boolean {
-    if (this.anyIdentity !== undefined && this.anyIdentity.match(localIp)) return true;
+  match(pkt: FirewallPacket, peer: FirewallPeer): boolean {
+    if (this.anyIdentity !== undefined && this.anyIdentity.match(pkt)) return true;
+    const v6 = pkt.version === 6;
+    if (!v6 && this.anyIdentityV4 !== undefined && this.anyIdentityV4.match(pkt)) return true;
     const sets = this.groupSets;
     for (let i = 0; i < sets.length; i++) {
-      const set = sets[i].groups;
+      const set = sets[i]!.groups;
       let all = true;
       for (let j = 0; j < set.length; j++) {
-        if (!peer.groups.has(set[j])) {
+        if (!peer.groups.has(set[j]!)) {
           all = false;
           break;
         }
       }
-      if (all && sets[i].local.match(localIp)) return true;
+      if (all && sets[i]!.local.match(pkt)) return true;
     }
     const host = this.hosts.get(peer.name);
-    if (host !== undefined && host.match(localIp)) return true;
+    if (host !== undefined && host.match(pkt)) return true;
+    if (v6) {
+      const cidrs6 = this.cidrs6;
+      const r = pkt.remote6;
+      for (let i = 0; i < cidrs6.length; i++) {
+        if (net6Contains(cidrs6[i]!.net, r[0]!, r[1]!, r[2]!, r[3]!) && cidrs6[i]!.local.match(pkt)) return true;
+      }
+      return false;
+    }
     const cidrs = this.cidrs;
-    for (let i = 0; i < cidrs.length; i++) if (netContains(cidrs[i].net, remoteIp) && cidrs[i].local.match(localIp)) return true;
+    const remoteIp = pkt.remoteIp;
+    for (let i = 0; i < cidrs.length; i++) if (netContains(cidrs[i]!.net, remoteIp) && cidrs[i]!.local.match(pkt)) return true;
     return false;
   }
 }
@@ -138,12 +196,12 @@ class CASelector {
     if (rule.caName !== '') getOrCreate(this.byName, rule.caName).add(rule, this.def);
   }
 
-  match(localIp: number, remoteIp: number, peer: FirewallPeer): boolean {
-    if (this.anyCA !== undefined && this.anyCA.match(localIp, remoteIp, peer)) return true;
+  match(pkt: FirewallPacket, peer: FirewallPeer): boolean {
+    if (this.anyCA !== undefined && this.anyCA.match(pkt, peer)) return true;
     const sha = this.bySha.get(peer.issuer);
-    if (sha !== undefined && sha.match(localIp, remoteIp, peer)) return true;
+    if (sha !== undefined && sha.match(pkt, peer)) return true;
     const name = this.byName.get(peer.caName);
-    return name !== undefined && name.match(localIp, remoteIp, peer);
+    return name !== undefined && name.match(pkt, peer);
   }
 }
 
@@ -192,14 +250,14 @@ class PortTable {
   }
 
   /** `port` is -1 for fragments. Fragments match fragment rules and any-port rules, like Nebula. */
-  match(port: number, localIp: number, remoteIp: number, peer: FirewallPeer): boolean {
+  match(port: number, pkt: FirewallPacket, peer: FirewallPeer): boolean {
     if (port === PORT_FRAGMENT) {
-      if (this.fragment !== undefined && this.fragment.match(localIp, remoteIp, peer)) return true;
+      if (this.fragment !== undefined && this.fragment.match(pkt, peer)) return true;
     } else {
       const sel = this.lookup(port);
-      if (sel !== undefined && sel.match(localIp, remoteIp, peer)) return true;
+      if (sel !== undefined && sel.match(pkt, peer)) return true;
     }
-    return this.anyPort !== undefined && this.anyPort.match(localIp, remoteIp, peer);
+    return this.anyPort !== undefined && this.anyPort.match(pkt, peer);
   }
 
   private lookup(port: number): CASelector | undefined {
@@ -224,28 +282,39 @@ export class RuleTable {
   private readonly tcp: PortTable;
   private readonly udp: PortTable;
   private readonly icmp: PortTable;
+  /**
+   * The ICMP rules as Go 1.11 compiles them (AddFirewallRulesFromConfig / AddRule): `port` / `code` coerced to any,
+   * for ICMP carried in IPv6 packets. IPv4 packets keep 1.6.1's table, where a `code:` rule never matches.
+   */
+  private readonly icmpAnyPort: PortTable;
 
   /** `def`: what a rule without local_cidr means (LocalDefault). */
   constructor(rules: readonly FirewallRule[], def: LocalDefault = LOCAL_ANY) {
     this.anyProto = new PortTable(rules.filter((r) => r.proto === PROTO_ANY), def);
     this.tcp = new PortTable(rules.filter((r) => r.proto === PROTO_TCP), def);
     this.udp = new PortTable(rules.filter((r) => r.proto === PROTO_UDP), def);
-    this.icmp = new PortTable(rules.filter((r) => r.proto === PROTO_ICMP), def);
+    const icmp = rules.filter((r) => r.proto === PROTO_ICMP);
+    this.icmp = new PortTable(icmp, def);
+    this.icmpAnyPort = new PortTable(icmp.map((r) => ({ ...r, startPort: PORT_ANY, endPort: PORT_ANY })), def);
   }
 
   /**
-   * `port` is already chosen by the caller: -1 for fragments, local port inbound, remote port outbound. `localIp`
-   * is our side of the packet (destination inbound, source outbound), what local_cidr is matched against.
+   * `port` is already chosen by the caller (Firewall.matchesRules): -1 for fragments, local port inbound, remote
+   * port outbound, PORT_ANY for ICMP over IPv6. The packet's local side (destination inbound, source outbound) is
+   * what local_cidr is matched against, its remote side what cidr is; its protocol picks the table.
    */
-  match(proto: number, port: number, localIp: number, remoteIp: number, peer: FirewallPeer): boolean {
-    if (this.anyProto.match(port, localIp, remoteIp, peer)) return true;
-    switch (proto) {
+  match(pkt: FirewallPacket, port: number, peer: FirewallPeer): boolean {
+    if (this.anyProto.match(port, pkt, peer)) return true;
+    switch (pkt.proto) {
       case PROTO_TCP:
-        return this.tcp.match(port, localIp, remoteIp, peer);
+        return this.tcp.match(port, pkt, peer);
       case PROTO_UDP:
-        return this.udp.match(port, localIp, remoteIp, peer);
+        return this.udp.match(port, pkt, peer);
       case PROTO_ICMP:
-        return this.icmp.match(port, localIp, remoteIp, peer);
+        return pkt.version === 6 ? this.icmpAnyPort.match(port, pkt, peer) : this.icmp.match(port, pkt, peer);
+      case PROTO_ICMPV6:
+        // Go 1.11 sends ICMPv6 to the ICMP table (`proto: icmp` covers it); IPv4 keeps 1.6.1's ICMP-only table.
+        return pkt.version === 6 && this.icmpAnyPort.match(port, pkt, peer);
       default:
         return false;
     }

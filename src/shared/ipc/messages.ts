@@ -20,6 +20,9 @@ export interface PeerIdentity {
   /** Peer cert IPs (uint32, without masks: the firewall checks them as /32) and its unsafe subnets. */
   ips: number[];
   subnets: Array<{ ip: number; mask: number }>;
+  /** The peer's IPv6 VPN addresses (its cert's IPv6 networks, host bits) and IPv6 unsafe networks, as text. */
+  ips6: string[];
+  subnets6: string[];
 }
 
 export interface TunnelInstall {
@@ -85,6 +88,13 @@ export interface RoutineSetup {
   localSubnets: Array<{ ip: number; mask: number }>;
   /** Unsafe routes: destination network -> VPN IP of the gateway. */
   unsafeRoutes: Array<{ ip: number; mask: number; via: number }>;
+  /**
+   * The IPv6 overlay (v2 certificates): our IPv6 VPN networks with our address as host bits ('fd00::1/64'), our
+   * IPv6 unsafe networks, and the IPv6 unsafe routes (gateway named by its IPv4 VPN IP, the key of every tunnel).
+   */
+  vpnNetworks6: string[];
+  localSubnets6: string[];
+  unsafeRoutes6: Array<{ route: string; via: number }>;
   insideKind: 'tun' | 'disabled' | 'userspace';
   mtu: number;
   sendRecvError: 'always' | 'never' | 'private';

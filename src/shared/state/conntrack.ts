@@ -2,25 +2,47 @@
  * Conntrack as a fixed-capacity open-addressing hash table over an Int32Array (a view into the shared region), so
  * the reply to a flow that one routine let out is matched whichever routine it lands on (DESIGN.md, shared state 3).
  *
- * Entry layout (CONNTRACK_WORDS = 8 int32 words):
- *   0 state: 0 empty, 1 live, 2 deleted (tombstone keeps probe chains intact)
- *   1 local IP   2 remote IP   3 localPort << 16 | remotePort
- *   4 proto | fragment << 8 | incoming << 9      5 rules version the entry was allowed under
- *   6 expiry, seconds since EPOCH_BASE           7 seqlock: version << 16 | owner (owner 0 = not being written)
+ * An entry is 16 int32 words holding an IPv4 or IPv6 flow key (layout: conntrack-entry.ts).
  *
- * Several routine processes write this table at once, so an 8-word entry is guarded by a seqlock (DESIGN.md:
+ * Several routine processes write this table at once, so a multi-word entry is guarded by a seqlock (DESIGN.md:
  * "versioned slots or seqlocks for multi-word records"): a writer claims word 7 with a CAS to its owner id, writes,
  * then releases it with the next version; a reader skips an entry being written and re-checks word 7 after reading,
  * discarding what a concurrent write may have torn. A reader never blocks; a writer waits only for another writer of
- * the same entry. If a routine dies mid-write, `releaseOwner` (run by the supervisor) deletes and frees its entries.
+ * the same entry. If a routine dies mid-write, `releaseConntrackOwner` (conntrack-snapshot.ts, run by the
+ * supervisor) deletes and frees its entries.
  *
  * Like Nebula (nebula-spec §7.4) an entry is refreshed by any packet that hits it, expires lazily (inserts reuse
  * expired slots), and remembers the rules version so that after a reload it is re-verified on its next hit (the
  * caller does that, see firewall-gate). Allocation-free: the hot path passes numbers, never objects it creates.
  */
 import { CONNTRACK_WORDS } from './layout';
+import {
+  DELETED,
+  EMPTY,
+  F_INCOMING,
+  KEY_BITS,
+  LIVE,
+  OWNER_ID_MASK,
+  OWNER_MASK,
+  REFRESHING,
+  W_EXPIRY,
+  W_LOCAL,
+  W_LOCAL6,
+  W_PORTS,
+  W_PROTO,
+  W_REMOTE,
+  W_REMOTE6,
+  W_SEQ,
+  W_STATE,
+  W_VERSION,
+  keyBits,
+  readWasWhole,
+  type FlowKey,
+} from './conntrack-entry';
 
-const EPOCH_BASE = 1_700_000_000;
+export { conntrackNow, type FlowKey } from './conntrack-entry';
+export { conntrackEntries, releaseConntrackOwner, type ConntrackEntry } from './conntrack-snapshot';
+
 const MAX_PROBE = 32;
 /** Lock-free reads of a busy entry before the reader claims it instead (a write takes a few dozen instructions). */
 const OPTIMISTIC_READS = 64;
@@ -30,42 +52,6 @@ const ENTRY_END = -1;
 /** Tries to claim an entry for writing before giving up on that write. */
 const SPIN_LIMIT = 1 << 20;
 const CLAIM_FAILED = -1;
-
-const W_STATE = 0;
-const W_LOCAL = 1;
-const W_REMOTE = 2;
-const W_PORTS = 3;
-const W_PROTO = 4;
-const W_VERSION = 5;
-const W_EXPIRY = 6;
-const W_SEQ = 7;
-
-const EMPTY = 0;
-const LIVE = 1;
-const DELETED = 2;
-
-/** The low 16 bits of the seqlock word: who holds the entry (0 = nobody) and, in bit 15, that it is a refresh. */
-const OWNER_MASK = 0xffff;
-const OWNER_ID_MASK = 0x7fff;
-/**
- * Set while the holder only refreshes (expiry, rules version): the key fields do not change, so a reader may use
- * them meanwhile, whatever happens to the holder (a writer preempted mid-refresh does not make a reader miss).
- */
-const REFRESHING = 0x8000;
-
-/** Seconds on the shared clock (wall clock: every process agrees on it, unlike performance.now()). */
-export function conntrackNow(): number {
-  return Math.floor(Date.now() / 1000) - EPOCH_BASE;
-}
-
-export interface FlowKey {
-  localIp: number;
-  remoteIp: number;
-  localPort: number;
-  remotePort: number;
-  proto: number;
-  fragment: boolean;
-}
 
 export class ConntrackTable {
   private readonly mask: number;
@@ -92,17 +78,39 @@ export class ConntrackTable {
     let h = Math.imul(k.localIp ^ 0x9e3779b9, 0x85ebca6b);
     h = Math.imul(h ^ k.remoteIp ^ (h >>> 13), 0xc2b2ae35);
     h = Math.imul(h ^ ((k.localPort << 16) | k.remotePort) ^ (h >>> 16), 0x27d4eb2f);
-    h ^= k.proto | (k.fragment ? 0x100 : 0);
+    if (k.version === 6) {
+      // The prefixes too: flows of hosts whose addresses differ only there must not share a probe chain.
+      const l = k.local6;
+      const r = k.remote6;
+      h = Math.imul(h ^ l[0]! ^ (h >>> 15), 0x85ebca6b);
+      h = Math.imul(h ^ l[1]! ^ l[2]! ^ (h >>> 13), 0xc2b2ae35);
+      h = Math.imul(h ^ r[0]! ^ (h >>> 16), 0x27d4eb2f);
+      h = Math.imul(h ^ r[1]! ^ r[2]! ^ (h >>> 15), 0x85ebca6b);
+    }
+    h ^= keyBits(k);
     return (h ^ (h >>> 15)) >>> 0;
   }
 
   private matches(base: number, k: FlowKey): boolean {
     const t = this.table;
+    if (
+      t[base + W_LOCAL] !== (k.localIp | 0) ||
+      t[base + W_REMOTE] !== (k.remoteIp | 0) ||
+      t[base + W_PORTS] !== ((k.localPort << 16) | k.remotePort) ||
+      (t[base + W_PROTO]! & KEY_BITS) !== keyBits(k)
+    ) {
+      return false;
+    }
+    if (k.version !== 6) return true;
+    const l = k.local6;
+    const r = k.remote6;
     return (
-      t[base + W_LOCAL] === (k.localIp | 0) &&
-      t[base + W_REMOTE] === (k.remoteIp | 0) &&
-      t[base + W_PORTS] === ((k.localPort << 16) | k.remotePort) &&
-      (t[base + W_PROTO]! & 0x1ff) === (k.proto | (k.fragment ? 0x100 : 0))
+      t[base + W_LOCAL6] === (l[0]! | 0) &&
+      t[base + W_LOCAL6 + 1] === (l[1]! | 0) &&
+      t[base + W_LOCAL6 + 2] === (l[2]! | 0) &&
+      t[base + W_REMOTE6] === (r[0]! | 0) &&
+      t[base + W_REMOTE6 + 1] === (r[1]! | 0) &&
+      t[base + W_REMOTE6 + 2] === (r[2]! | 0)
     );
   }
 
@@ -154,9 +162,7 @@ export class ConntrackTable {
       if ((s & OWNER_MASK) !== 0 && (s & REFRESHING) === 0) continue; // the key itself may be changing
       const result = this.inspect(base, k, now);
       const after = Atomics.load(t, base + W_SEQ);
-      // Whole if nothing was written meanwhile, or if the only write since is a refresh still under way (same
-      // version: no write completed; a refresh leaves the key alone, and old or new expiry/version are both right).
-      if (after === s || ((after & REFRESHING) !== 0 && (after & ~OWNER_MASK) === (s & ~OWNER_MASK))) return result;
+      if (readWasWhole(s, after)) return result;
     }
     const s = this.claim(base);
     if (s === CLAIM_FAILED) return ENTRY_MISS; // held by a stopped writer: pass it over
@@ -171,7 +177,7 @@ export class ConntrackTable {
     if (state === EMPTY) return ENTRY_END;
     if (state !== LIVE || t[base + W_EXPIRY]! < now || !this.matches(base, k)) return ENTRY_MISS;
     this.foundVersion = t[base + W_VERSION]!;
-    this.foundIncoming = (t[base + W_PROTO]! & 0x200) !== 0;
+    this.foundIncoming = (t[base + W_PROTO]! & F_INCOMING) !== 0;
     return ENTRY_HIT;
   }
 
@@ -209,7 +215,13 @@ export class ConntrackTable {
     t[base + W_LOCAL] = k.localIp | 0;
     t[base + W_REMOTE] = k.remoteIp | 0;
     t[base + W_PORTS] = (k.localPort << 16) | k.remotePort;
-    t[base + W_PROTO] = k.proto | (k.fragment ? 0x100 : 0) | (incoming ? 0x200 : 0);
+    t[base + W_PROTO] = keyBits(k) | (incoming ? F_INCOMING : 0);
+    if (k.version === 6) {
+      for (let w = 0; w < 3; w++) {
+        t[base + W_LOCAL6 + w] = k.local6[w]! | 0;
+        t[base + W_REMOTE6 + w] = k.remote6[w]! | 0;
+      }
+    }
     t[base + W_VERSION] = rulesVersion;
     t[base + W_EXPIRY] = expiry;
     t[base + W_STATE] = LIVE;
@@ -247,59 +259,4 @@ export class ConntrackTable {
     }
     return n;
   }
-}
-
-/** One conntrack entry as `nebula-ctl conntrack` lists it. */
-export interface ConntrackEntry extends FlowKey {
-  incoming: boolean;
-  rulesVersion: number;
-  /** Seconds until it expires (unless a packet refreshes it). */
-  expiresIn: number;
-}
-
-/**
- * Up to `limit` live, unexpired entries, in table order: a snapshot for the operator (O(capacity), never on the data
- * path). Read without a lock: an entry whose key is being written, or was rewritten while it was read, is left out.
- */
-export function conntrackEntries(table: Int32Array, capacity: number, now: number, limit: number): ConntrackEntry[] {
-  const out: ConntrackEntry[] = [];
-  for (let i = 0; i < capacity && out.length < limit; i++) {
-    const base = i * CONNTRACK_WORDS;
-    const s = Atomics.load(table, base + W_SEQ);
-    if ((s & OWNER_MASK) !== 0 && (s & REFRESHING) === 0) continue; // the key itself may be changing
-    if (table[base + W_STATE] !== LIVE || table[base + W_EXPIRY]! < now) continue;
-    const ports = table[base + W_PORTS]!;
-    const proto = table[base + W_PROTO]!;
-    const entry: ConntrackEntry = {
-      localIp: table[base + W_LOCAL]! >>> 0,
-      remoteIp: table[base + W_REMOTE]! >>> 0,
-      localPort: ports >>> 16,
-      remotePort: ports & 0xffff,
-      proto: proto & 0xff,
-      fragment: (proto & 0x100) !== 0,
-      incoming: (proto & 0x200) !== 0,
-      rulesVersion: table[base + W_VERSION]!,
-      expiresIn: table[base + W_EXPIRY]! - now,
-    };
-    // As lookup's readers: whole if nothing was written meanwhile, or only a refresh that leaves the key alone.
-    const after = Atomics.load(table, base + W_SEQ);
-    if (after === s || ((after & REFRESHING) !== 0 && (after & ~OWNER_MASK) === (s & ~OWNER_MASK))) out.push(entry);
-  }
-  return out;
-}
-
-/**
- * A writer died (routine crash): every entry it held mid-write may be torn, so delete it and free its seqlock.
- * Run by the supervisor before the routine is respawned. Returns how many entries were freed.
- */
-export function releaseConntrackOwner(table: Int32Array, capacity: number, owner: number): number {
-  let freed = 0;
-  for (let i = 0; i < capacity; i++) {
-    const w = i * CONNTRACK_WORDS + W_SEQ;
-    const s = Atomics.load(table, w);
-    if ((s & OWNER_MASK) === 0 || (s & OWNER_ID_MASK) !== owner) continue;
-    table[i * CONNTRACK_WORDS + W_STATE] = DELETED;
-    if (Atomics.compareExchange(table, w, s, (s + 0x10000) & ~OWNER_MASK) === s) freed++;
-  }
-  return freed;
 }

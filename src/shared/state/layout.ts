@@ -26,7 +26,8 @@ export const TS_SEND_COUNTER_HI = 6;
 export const TS_REPLAY = 8;
 export const TUNNEL_SLOT_WORDS = TS_REPLAY + REPLAY_WINDOW_WORDS;
 
-export const CONNTRACK_WORDS = 8;
+/** One conntrack entry: 16 int32 words (64 bytes), room for two IPv6 addresses (layout in conntrack.ts). */
+export const CONNTRACK_WORDS = 16;
 
 export interface RegionCapacities {
   tunnels: number;

@@ -9,9 +9,10 @@ import type { Inside } from './inside';
 import { TunInside } from './tun';
 import { UserspaceInside } from './userspace';
 
-export function selectInside(cfg: NebulaConfig, vpnIp: number, vpnMask: number, log: Logger): Inside {
+/** `networks6`: our IPv6 VPN networks ('fd00::1/64'), given to the tun device (the other insides carry any packet). */
+export function selectInside(cfg: NebulaConfig, vpnIp: number, vpnMask: number, networks6: readonly string[], log: Logger): Inside {
   const queues = cfg.routines;
   if (cfg.tun.disabled) return new DisabledInside();
   if (cfg.tun.userspace !== '') return new UserspaceInside(cfg.tun.userspace, vpnIp, cfg.tun.mtu, queues, log);
-  return new TunInside(cfg, vpnIp, vpnMask, queues);
+  return new TunInside(cfg, vpnIp, vpnMask, networks6, queues);
 }

@@ -5,6 +5,8 @@
  */
 import { closeTun, configureInterface, ipRoute, openTun, type TunDevice } from '../../shared/native/tun';
 import { formatCidr, formatIPv4, parseCidr } from '../../shared/util/ipv4';
+import { addAddress6, disableLinkLocal, maskedCidr6 } from '../../shared/native/tun-ipv6';
+import { parseCidr6, type IPv6Net } from '../../shared/util/ipv6';
 import type { NebulaConfig } from '../../shared/config';
 import type { Inside } from './inside';
 
@@ -16,6 +18,7 @@ export class TunInside implements Inside {
     private readonly cfg: NebulaConfig,
     private readonly vpnIp: number,
     private readonly vpnMask: number,
+    private readonly networks6: readonly string[],
     queues: number,
   ) {
     this.dev = openTun({ name: cfg.tun.dev, queues, multiQueue: queues > 1 });
@@ -33,17 +36,23 @@ export class TunInside implements Inside {
     const tun = this.cfg.tun;
     const routeMtus = [...tun.routes.map((r) => r.mtu), ...tun.unsafe_routes.map((r) => r.mtu)];
     const deviceMtu = Math.max(tun.mtu, ...routeMtus);
+    const nets6 = this.networks6.map((t) => parseCidr6(t)).filter((n): n is IPv6Net => n !== undefined);
+    // Without IPv6 networks the device has no IPv6 at all; with them, IPv6 but no link-local address.
+    if (nets6.length > 0) disableLinkLocal(this.dev.name);
+    for (const n of nets6) await addAddress6(this.dev.name, n);
     configureInterface({
       name: this.dev.name,
       ip: this.vpnIp,
       mask: this.vpnMask,
       mtu: deviceMtu,
       txQueueLen: tun.tx_queue,
-      disableIPv6: true,
+      disableIPv6: nets6.length === 0,
     });
     const net = formatCidr({ ip: (this.vpnIp & this.vpnMask) >>> 0, mask: this.vpnMask });
     if (deviceMtu !== tun.mtu) {
       await ipRoute('replace', { cidr: net, dev: this.dev.name, mtu: tun.mtu, advmss: tun.mtu - 40, scope: 'link', src: formatIPv4(this.vpnIp) });
+      // The IPv6 header is 20 bytes longer than IPv4's, so the MSS that fits is 20 bytes smaller.
+      for (const n of nets6) await ipRoute('replace', { cidr: maskedCidr6(n), dev: this.dev.name, mtu: tun.mtu, advmss: tun.mtu - 60 });
     }
     for (const r of tun.routes) {
       await ipRoute('replace', { cidr: normalise(r.route), dev: this.dev.name, mtu: r.mtu, advmss: r.mtu - 40 });
@@ -62,6 +71,8 @@ export class TunInside implements Inside {
 /** `ip route` wants the network address, not a host address with a prefix. */
 function normalise(cidr: string): string {
   const net = parseCidr(cidr);
+  const net6 = net ? undefined : parseCidr6(cidr);
+  if (net6) return maskedCidr6(net6);
   if (!net) return cidr;
   return formatCidr({ ip: (net.ip & net.mask) >>> 0, mask: net.mask });
 }
