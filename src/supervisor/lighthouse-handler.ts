@@ -9,15 +9,25 @@
  *   punchy.respond, 5 s later a test request to the querier (which handshakes from our side: symmetric NAT).
  * What is refused is counted (`lighthouse.dropped.*`); nothing from a peer can make us send to an address its
  * lighthouse did not vouch for, and every list taken from a message is capped.
+ *
+ * Both generations of the message are read (meta-version.ts: the subject is VpnIp when non-zero, else VpnAddr; a
+ * message naming neither is malformed, counted as invalid; an IPv6 VPN address, which the IPv4 overlay cannot use,
+ * is counted as invalid too). Answers follow Go 1.10+: a HostQueryReply in the version the query was asked in, a
+ * HostPunchNotification for the certificate version of the tunnel to the host it goes to, and a v2 update gets the
+ * blank HostUpdateNotificationAck 1.10+ sends (a v1 update none, as a 1.6.1 lighthouse).
  */
 import type { Logger } from '../shared/log';
 import { ProtobufError } from '../shared/protobuf';
-import { decodeMeta, encodeMeta, MetaType, type NebulaMetaDetails } from '../shared/protocol/lighthouse';
+import type { CertVersion } from '../shared/pki/certificate';
+import { decodeMeta, encodeMeta, emptyMetaDetails, MetaType, type NebulaMetaDetails } from '../shared/protocol/lighthouse';
+import { metaDetailsFor, metaRelays, metaSubject } from '../shared/protocol/meta-version';
+import { formatAddr } from '../shared/protocol/vpn-addr';
 import type { Endpoint } from '../shared/util/endpoint';
 import { formatIPv4 } from '../shared/util/ipv4';
 import type { SupervisorCounters } from './counters';
 import type { Lighthouse } from './lighthouse';
 import { LIGHTHOUSE_DROPS, lighthouseCounter } from './lighthouse-metrics';
+import type { MetaPayload } from './meta-sender';
 import { MAX_REMOTES, type OwnerCache } from './remote-list';
 
 /** Go's fixed wait before a punch-back test request. */
@@ -28,7 +38,7 @@ export interface LighthouseHandlerEnv {
   counters: SupervisorCounters;
   lighthouse: Lighthouse;
   /** Sends a lighthouse message to `vpnIp` over its tunnel (handshaking first when there is none). */
-  sendMeta(vpnIp: number, payload: Buffer): void;
+  sendMeta(vpnIp: number, payload: MetaPayload): void;
   /** Tries the pending handshake to `vpnIp` now (Go's handshakeTrigger). */
   triggerHandshake(vpnIp: number): void;
   /** One raw datagram (a hole punch) from our main socket. */
@@ -75,36 +85,47 @@ export class LighthouseHandler {
     const { env } = this;
     const lh = env.lighthouse;
     if (!lh.amLighthouse) return this.drop('notServing', "I don't answer queries", from);
-    const wanted = d.vpnIp >>> 0;
+    const q = this.subject(from, d, 'Dropping malformed HostQuery');
+    if (q === undefined) return;
+    const wanted = q.ip;
     // Only what the host told us about itself is served (never static entries, never other lighthouses' answers).
     const theirs = lh.entries().get(wanted)?.ownedBy(wanted);
     if (!theirs) return;
     env.counters.inc(lighthouseCounter('tx', MetaType.HostQueryReply));
-    env.sendMeta(from, encodeMeta({ type: MetaType.HostQueryReply, details: answer(wanted, theirs) }));
+    env.sendMeta(from, encodeMeta({ type: MetaType.HostQueryReply, details: answer(q.version, wanted, theirs) }));
     const querier = lh.entries().get(from)?.ownedBy(from);
     if (!querier) return;
     env.counters.inc(lighthouseCounter('tx', MetaType.HostPunchNotification));
-    env.sendMeta(wanted, encodeMeta({ type: MetaType.HostPunchNotification, details: answer(from, querier) }));
+    const punch = (v: CertVersion): Buffer => encodeMeta({ type: MetaType.HostPunchNotification, details: answer(v, from, querier) });
+    env.sendMeta(wanted, punch);
   }
 
   private hostUpdate(from: number, d: NebulaMetaDetails): void {
     const lh = this.env.lighthouse;
     if (!lh.amLighthouse) return this.drop('notServing', 'I am not a lighthouse, do not take host updates', from);
-    if (d.vpnIp >>> 0 !== from) return this.drop('wrongVpnIp', 'Host sent invalid update', from, { answer: formatIPv4(d.vpnIp) });
+    // Not metaSubject: a v2 update names nobody. A named host must be the sender (v1 always names it).
+    const named = metaSubject(d);
+    if (named && named.ipv4 !== from) return this.drop('wrongVpnIp', 'Host sent invalid update', from, { answer: formatAddr(named.addr) });
     this.store(from, from, d);
+    if (named?.version === 1) return;
+    this.env.counters.inc(lighthouseCounter('tx', MetaType.HostUpdateNotificationAck));
+    this.env.sendMeta(from, encodeMeta({ type: MetaType.HostUpdateNotificationAck, details: emptyMetaDetails() }));
   }
 
   private hostQueryReply(from: number, d: NebulaMetaDetails): void {
     const lh = this.env.lighthouse;
     if (!lh.isLighthouse(from)) return this.drop('notLighthouse', 'Host query reply from a host that is not a lighthouse', from);
-    const about = d.vpnIp >>> 0;
-    this.store(from, about, d);
-    this.env.triggerHandshake(about);
+    const about = this.subject(from, d, 'dropping malformed HostQueryReply');
+    if (about === undefined) return;
+    this.store(from, about.ip, d);
+    this.env.triggerHandshake(about.ip);
   }
 
   private hostPunch(from: number, d: NebulaMetaDetails): void {
     const { env } = this;
     if (!env.lighthouse.isLighthouse(from)) return this.drop('notLighthouse', 'Punch notification from a host that is not a lighthouse', from);
+    const who = this.subject(from, d, 'dropping invalid HostPunchNotification');
+    if (who === undefined) return;
     const { delay, respond } = env.punchy();
     const timer = env.setTimer ?? ((fn: () => void, ms: number) => setTimeout(fn, ms).unref());
     for (const a of d.ip4AndPorts.slice(0, 2 * MAX_REMOTES)) {
@@ -114,15 +135,29 @@ export class LighthouseHandler {
         env.counters.inc('messages.tx.holepunch');
         env.punch(to);
       }, delay);
-      env.log.debug(`Punching on ${to.port} for ${formatIPv4(d.vpnIp)}`);
+      env.log.debug(`Punching on ${to.port} for ${formatIPv4(who.ip)}`);
     }
     if (respond) {
-      const querier = d.vpnIp >>> 0;
+      const querier = who.ip;
       timer(() => {
         env.log.debug(`Sending a nebula test packet to vpn ip ${formatIPv4(querier)}`);
         env.sendTest(querier);
       }, PUNCH_BACK_DELAY_MS);
     }
+  }
+
+  /** The IPv4 host a message is about, in the version it was written in; counted as invalid when there is none. */
+  private subject(from: number, d: NebulaMetaDetails, what: string): { ip: number; version: CertVersion } | undefined {
+    const s = metaSubject(d);
+    if (!s) {
+      this.drop('invalid', what, from);
+      return undefined;
+    }
+    if (s.ipv4 === undefined) {
+      this.drop('invalid', `${what}: an IPv6 VPN address, the nebula-ts overlay is IPv4`, from, { vpnAddr: formatAddr(s.addr) });
+      return undefined;
+    }
+    return { ip: s.ipv4, version: s.version };
   }
 
   /** What `owner` told us about `vpnIp`, filtered as Go filters (remote allow list, not inside our network). */
@@ -132,7 +167,9 @@ export class LighthouseHandler {
       .slice(0, MAX_REMOTES)
       .map((a) => ({ ip: a.ip >>> 0, port: a.port & 0xffff }))
       .filter((e) => lh.shouldAdd(vpnIp, e.ip));
-    lh.listFor(vpnIp).setReported(owner, v4, d.ip6AndPorts, d.relayVpnIps.map((r) => r >>> 0));
+    const { relays, ignored } = metaRelays(d);
+    if (ignored > 0) this.env.log.debug('Ignored IPv6 relays: the nebula-ts overlay is IPv4', { vpnIp: formatIPv4(vpnIp), ignored });
+    lh.listFor(vpnIp).setReported(owner, v4, d.ip6AndPorts, relays);
   }
 
   private drop(reason: keyof typeof LIGHTHOUSE_DROPS, msg: string, from: number, fields: Record<string, unknown> = {}): void {
@@ -141,9 +178,12 @@ export class LighthouseHandler {
   }
 }
 
-/** A reply's details: the host's learned address first, then what it reported, and its relays (coalesceAnswers). */
-function answer(vpnIp: number, c: Readonly<OwnerCache>): NebulaMetaDetails {
-  const ip4AndPorts = [...(c.learned ? [c.learned] : []), ...c.reported].map((e) => ({ ip: e.ip, port: e.port }));
+/**
+ * A reply's details for a message of `version`: the host's learned address first, then what it reported, and its
+ * relays (Go's coalesceAnswers).
+ */
+function answer(version: CertVersion, vpnIp: number, c: Readonly<OwnerCache>): NebulaMetaDetails {
+  const ip4AndPorts = [...(c.learned ? [c.learned] : []), ...c.reported];
   const ip6AndPorts = [...(c.learned6 ? [c.learned6] : []), ...c.reported6];
-  return { vpnIp, ip4AndPorts, counter: 0, ip6AndPorts, relayVpnIps: [...c.relays] };
+  return metaDetailsFor(version, { vpnIp, ip4AndPorts, ip6AndPorts, relays: c.relays });
 }

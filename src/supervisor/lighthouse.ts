@@ -11,6 +11,9 @@
  *   network (Go's unlockedShouldAddV4).
  * - An entry goes when its host's tunnel goes (static ones stay); the map is bounded (oldest entry without a tunnel
  *   evicted first, counted as `lighthouse.addrmap.evicted`).
+ * - Queries and updates are written per lighthouse for the certificate version of the tunnel to it (meta-version.ts;
+ *   Go 1.10+'s innerQueryServer / SendUpdate): v1 as 1.6.1 writes them, v2 with VpnAddr / RelayVpnAddrs (and no
+ *   VpnAddr at all in an update). They are built when the tunnel is known (meta-sender.ts).
  * Messages are acted on in lighthouse-handler.ts; everything is read from the live config at each use, so the
  * reloadable keys (hosts, advertise_addrs, allow lists, relays, punchy) apply on reload; `reloaded()` restarts the
  * update timer when `lighthouse.interval` changed.
@@ -18,11 +21,14 @@
 import { remoteAllowListOf } from '../shared/allow-list';
 import type { NebulaConfig } from '../shared/config';
 import type { Logger } from '../shared/log';
-import { encodeMeta, MetaType, type NebulaMetaDetails } from '../shared/protocol/lighthouse';
+import type { CertVersion } from '../shared/pki/certificate';
+import { encodeMeta, MetaType, type Ip4AndPort } from '../shared/protocol/lighthouse';
+import { metaDetailsFor } from '../shared/protocol/meta-version';
 import type { Endpoint } from '../shared/util/endpoint';
 import { formatIPv4, netContains, parseCidr, parseIPv4, type IPv4Net } from '../shared/util/ipv4';
 import { lighthouseCounter } from './lighthouse-metrics';
 import { localAddresses } from './local-addresses';
+import type { MetaPayload } from './meta-sender';
 import { RemoteList } from './remote-list';
 import type { SupervisorCounters } from './counters';
 import type { StaticHosts } from './static-hosts';
@@ -44,7 +50,7 @@ export interface LighthouseEnv {
   /** True while a tunnel to `vpnIp` is installed. */
   hasTunnel(vpnIp: number): boolean;
   /** Sends a lighthouse message to `vpnIp` over its tunnel, handshaking first when there is none. */
-  sendMeta(vpnIp: number, payload: Buffer): void;
+  sendMeta(vpnIp: number, payload: MetaPayload): void;
 }
 
 export class Lighthouse {
@@ -145,7 +151,7 @@ export class Lighthouse {
     if (this.lastQuery.size >= this.env.capacity) this.lastQuery.delete(this.lastQuery.keys().next().value as number);
     this.lastQuery.delete(vpnIp);
     this.lastQuery.set(vpnIp, now);
-    const query = encodeMeta({ type: MetaType.HostQuery, details: { vpnIp, ip4AndPorts: [], counter: 0, ip6AndPorts: [], relayVpnIps: [] } });
+    const query = (v: CertVersion): Buffer => encodeMeta({ type: MetaType.HostQuery, details: metaDetailsFor(v, { vpnIp }) });
     for (const lh of this.lighthouses()) {
       this.env.counters.inc(lighthouseCounter('tx', MetaType.HostQuery));
       this.env.sendMeta(lh, query);
@@ -156,18 +162,20 @@ export class Lighthouse {
   sendUpdate(): void {
     if (this.amLighthouse) return;
     const cfg = this.env.config();
-    const details: NebulaMetaDetails = { vpnIp: this.env.vpnIp, ip4AndPorts: [], counter: 0, ip6AndPorts: [], relayVpnIps: [] };
+    const ip4AndPorts: Ip4AndPort[] = [];
     for (const a of cfg.lighthouse.advertise_addrs) {
       const colon = a.lastIndexOf(':');
       const ip = parseIPv4(a.slice(0, colon));
       const port = Number(a.slice(colon + 1)) || this.env.listenPort;
-      if (ip !== undefined && !netContains(this.env.vpnNet, ip)) details.ip4AndPorts.push({ ip, port });
+      if (ip !== undefined && !netContains(this.env.vpnNet, ip)) ip4AndPorts.push({ ip, port });
     }
     for (const ip of localAddresses(cfg.lighthouse.local_allow_list)) {
-      if (!netContains(this.env.vpnNet, ip)) details.ip4AndPorts.push({ ip, port: this.env.listenPort });
+      if (!netContains(this.env.vpnNet, ip)) ip4AndPorts.push({ ip, port: this.env.listenPort });
     }
-    if (!cfg.relay.am_relay) for (const r of cfg.relay.relays) details.relayVpnIps.push(parseIPv4(r) ?? 0);
-    const payload = encodeMeta({ type: MetaType.HostUpdateNotification, details });
+    const relays = cfg.relay.am_relay ? [] : cfg.relay.relays.map((r) => parseIPv4(r) ?? 0);
+    // v1 names us in VpnIp; v2 names nobody (the lighthouse knows us by the tunnel), as Go 1.10+ does.
+    const payload = (v: CertVersion): Buffer =>
+      encodeMeta({ type: MetaType.HostUpdateNotification, details: metaDetailsFor(v, { vpnIp: v === 1 ? this.env.vpnIp : undefined, ip4AndPorts, relays }) });
     for (const lh of this.lighthouses()) {
       this.env.counters.inc(lighthouseCounter('tx', MetaType.HostUpdateNotification));
       this.env.sendMeta(lh, payload);

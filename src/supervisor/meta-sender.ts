@@ -4,9 +4,31 @@
  * packet waits for the tunnel (Go caches it on the pending host). The waiting room is bounded: MAX_PER_HOST packets
  * per host, MAX_AGE_MS old at most, and as many hosts as the host map holds tunnels; what does not fit or expires is
  * counted as `hostinfo.cached_packets.dropped`, what is sent from it as `hostinfo.cached_packets.sent` (Go's names).
+ *
+ * A payload may depend on the tunnel it goes over: lighthouse and relay messages name VPN addresses in the fields of
+ * the tunnel's certificate version (v1: 1.6.1's uint32 fields, v2: 1.10+'s Addr fields). Such a payload is given as
+ * a function of that version and built when the tunnel is known, so a message that waited for a handshake is
+ * written for the tunnel that handshake made (Go builds it before, in its initiating version).
  */
+import type { CertVersion } from '../shared/pki/certificate';
 import type { SupervisorCounters } from './counters';
 import type { HostInfo } from './hostmap';
+
+/** A meta packet's plaintext, or how to write it for a tunnel of a given certificate version. */
+export type MetaPayload = Buffer | ((version: CertVersion) => Buffer);
+
+/**
+ * The certificate version a tunnel's messages are written for: the peer's certificate's. The handshake normally makes
+ * it ours too; where it does not, the peer's is the safe choice: a v2 certificate means a 1.10+ peer (which reads
+ * both generations), a v1 certificate may be 1.6.1's (which reads only the old fields).
+ */
+export function tunnelVersion(h: HostInfo): CertVersion {
+  return h.cert.version;
+}
+
+function resolve(payload: MetaPayload, h: HostInfo): Buffer {
+  return typeof payload === 'function' ? payload(tunnelVersion(h)) : payload;
+}
 
 export const MAX_PER_HOST = 16;
 /** Longer than a whole handshake with the default retries (Go keeps them as long as the pending host lives). */
@@ -14,7 +36,7 @@ export const MAX_AGE_MS = 30_000;
 
 interface Waiting {
   since: number;
-  packets: Array<{ type: number; subtype: number; payload: Buffer; counter: string }>;
+  packets: Array<{ type: number; subtype: number; payload: MetaPayload; counter: string }>;
 }
 
 export interface MetaSenderEnv {
@@ -33,10 +55,10 @@ export class MetaSender {
   constructor(private readonly env: MetaSenderEnv) {}
 
   /** Sends (or queues until the tunnel is up) one meta packet; `counter` is counted when it goes out. */
-  send(vpnIp: number, type: number, subtype: number, payload: Buffer, counter: string): void {
+  send(vpnIp: number, type: number, subtype: number, payload: MetaPayload, counter: string): void {
     const h = this.env.tunnelTo(vpnIp);
     if (h) {
-      if (this.env.sendOn(h, type, subtype, payload)) this.env.counters.inc(counter);
+      if (this.env.sendOn(h, type, subtype, resolve(payload, h))) this.env.counters.inc(counter);
       return;
     }
     const now = this.now();
@@ -66,7 +88,7 @@ export class MetaSender {
     if (this.now() - w.since > MAX_AGE_MS) return this.dropAll(h.vpnIp, w);
     this.waiting.delete(h.vpnIp);
     for (const p of w.packets) {
-      if (this.env.sendOn(h, p.type, p.subtype, p.payload)) {
+      if (this.env.sendOn(h, p.type, p.subtype, resolve(p.payload, h))) {
         this.env.counters.inc(p.counter);
         this.env.counters.inc('hostinfo.cached_packets.sent');
       } else {

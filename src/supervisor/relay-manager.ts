@@ -13,15 +13,23 @@
  *   answers A when B answered; B accepts any relay request that names it as the target (as 1.6.1 does).
  * The routines carry the frames (relay-frames.ts): this module gives them the established indexes (`routes()`) and
  * sends the few frames the supervisor itself sends (handshakes through a relay). Relays go with the tunnel they ride.
+ *
+ * Each NebulaControl names the two ends in the fields of the certificate version of the tunnel it travels (control.ts:
+ * v1 RelayFromIp / RelayToIp as 1.6.1, v2 RelayFromAddr / RelayToAddr as 1.10+), written when that tunnel is known.
+ * Go 1.10+ writes a relay's forwarded request and response in the version of the message that caused it; writing
+ * for the tunnel instead agrees with it whenever the two tunnels share a version, and keeps a 1.6.1 peer readable
+ * when they do not. Received messages of either generation are read as Go reads them (relayEndpoints).
  */
 import { randomInt } from 'node:crypto';
 import type { NebulaConfig } from '../shared/config';
 import type { RelayRoute, ViaRelay } from '../shared/ipc/messages';
 import type { Logger } from '../shared/log';
 import { ProtobufError } from '../shared/protobuf';
-import { ControlType, decodeControl, encodeControl, type NebulaControl } from '../shared/protocol/control';
+import type { CertVersion } from '../shared/pki/certificate';
+import { ControlType, controlFor, decodeControl, encodeControl, relayEndpoints, type NebulaControl, type RelayControl } from '../shared/protocol/control';
 import { formatIPv4 } from '../shared/util/ipv4';
 import type { HostInfo } from './hostmap';
+import type { MetaPayload } from './meta-sender';
 
 export interface Relay {
   localIndex: number;
@@ -46,7 +54,7 @@ export interface RelayManagerEnv {
   tunnelTo(vpnIp: number): HostInfo | undefined;
   startHandshake(vpnIp: number): void;
   /** A NebulaControl message to `vpnIp` over its tunnel (handshaking first when there is none). */
-  sendControl(vpnIp: number, payload: Buffer): void;
+  sendControl(vpnIp: number, payload: MetaPayload): void;
   /** A complete datagram in a relay frame on `h` to relay index `remoteIndex`; false when nothing was sent. */
   sendFrame(h: HostInfo, remoteIndex: number, datagram: Buffer): boolean;
   /** The routines' copy of the established relays (sent whole at every change). */
@@ -106,7 +114,7 @@ export class RelayManager {
       const r = existing ?? this.add({ kind: 'terminal', state: 'requested', hostVpnIp: relayIp, peerVpnIp: target, remoteIndex: 0 });
       if (!r) continue;
       env.log.info(existing ? 'Re-send CreateRelay request' : 'Attempt to relay through hosts', { relay: formatIPv4(relayIp), vpnIp: formatIPv4(target) });
-      this.send(relayIp, { type: ControlType.CreateRelayRequest, initiatorRelayIndex: r.localIndex, responderRelayIndex: 0, relayFromIp: env.vpnIp, relayToIp: target });
+      this.send(relayIp, { type: ControlType.CreateRelayRequest, initiatorRelayIndex: r.localIndex, responderRelayIndex: 0, fromVpnIp: env.vpnIp, toVpnIp: target });
     }
   }
 
@@ -118,15 +126,22 @@ export class RelayManager {
 
   /** A NebulaControl payload (type 6) from the tunnel to `from`. */
   onControl(from: number, payload: Buffer): void {
-    let m: NebulaControl;
+    let wire: NebulaControl;
     try {
-      m = decodeControl(payload);
+      wire = decodeControl(payload);
     } catch (err) {
       if (!(err instanceof ProtobufError)) throw err;
       this.env.log.debug('Failed to unmarshal control message', { vpnIp: formatIPv4(from), error: err.message });
       return;
     }
-    const fields = { relayFrom: formatIPv4(m.relayFromIp), relayTarget: formatIPv4(m.relayToIp), initiatorIdx: m.initiatorRelayIndex, hostInfo: formatIPv4(from) };
+    if (wire.type !== ControlType.CreateRelayRequest && wire.type !== ControlType.CreateRelayResponse) return;
+    const read = relayEndpoints(wire);
+    if (!read.ok) {
+      this.env.log.debug(read.reason, { vpnIp: formatIPv4(from), type: wire.type });
+      return;
+    }
+    const m = read.control;
+    const fields = { relayFrom: formatIPv4(m.fromVpnIp), relayTarget: formatIPv4(m.toVpnIp), initiatorIdx: m.initiatorRelayIndex, hostInfo: formatIPv4(from) };
     if (m.type === ControlType.CreateRelayRequest) {
       this.env.log.info('handleCreateRelayRequest', fields);
       this.onRequest(from, m);
@@ -148,10 +163,10 @@ export class RelayManager {
     if (changed) this.publish();
   }
 
-  private onRequest(from: number, m: NebulaControl): void {
+  private onRequest(from: number, m: RelayControl): void {
     const env = this.env;
-    const origin = m.relayFromIp >>> 0;
-    const target = m.relayToIp >>> 0;
+    const origin = m.fromVpnIp;
+    const target = m.toVpnIp;
     if (target === env.vpnIp) {
       // We are B: a terminal relay on the tunnel to R, established at once; a new initiator index replaces a stale one.
       let r = this.byHostPeer.get(key(from, origin));
@@ -162,7 +177,7 @@ export class RelayManager {
       r ??= this.add({ kind: 'terminal', state: 'established', hostVpnIp: from, peerVpnIp: origin, remoteIndex: m.initiatorRelayIndex });
       if (!r) return;
       this.publish();
-      this.send(from, { type: ControlType.CreateRelayResponse, responderRelayIndex: r.localIndex, initiatorRelayIndex: r.remoteIndex, relayFromIp: origin, relayToIp: target });
+      this.send(from, { type: ControlType.CreateRelayResponse, responderRelayIndex: r.localIndex, initiatorRelayIndex: r.remoteIndex, fromVpnIp: origin, toVpnIp: target });
       return;
     }
     if (!env.config().relay.am_relay) return;
@@ -178,7 +193,7 @@ export class RelayManager {
     toTarget ??= this.add({ kind: 'forwarding', state: 'requested', hostVpnIp: target, peerVpnIp: from, remoteIndex: 0 });
     if (!toTarget) return;
     if (toTarget.state === 'requested') {
-      this.send(target, { type: ControlType.CreateRelayRequest, initiatorRelayIndex: toTarget.localIndex, responderRelayIndex: 0, relayFromIp: from, relayToIp: target });
+      this.send(target, { type: ControlType.CreateRelayRequest, initiatorRelayIndex: toTarget.localIndex, responderRelayIndex: 0, fromVpnIp: from, toVpnIp: target });
     }
     // The A side, remembering A's index.
     let toOrigin = this.byHostPeer.get(key(from, target));
@@ -190,11 +205,11 @@ export class RelayManager {
     if (!toOrigin) return;
     if (toOrigin.state === 'established') {
       this.publish();
-      this.send(from, { type: ControlType.CreateRelayResponse, responderRelayIndex: toOrigin.localIndex, initiatorRelayIndex: toOrigin.remoteIndex, relayFromIp: from, relayToIp: target });
+      this.send(from, { type: ControlType.CreateRelayResponse, responderRelayIndex: toOrigin.localIndex, initiatorRelayIndex: toOrigin.remoteIndex, fromVpnIp: from, toVpnIp: target });
     }
   }
 
-  private onResponse(from: number, m: NebulaControl): void {
+  private onResponse(from: number, m: RelayControl): void {
     const r = this.byIndex.get(m.initiatorRelayIndex);
     if (!r || r.hostVpnIp !== from) {
       this.env.log.info('relayManager EstablishRelay relayForByIdx not found', { hostInfo: formatIPv4(from), initiatorRelayIndex: m.initiatorRelayIndex });
@@ -211,8 +226,8 @@ export class RelayManager {
           type: ControlType.CreateRelayResponse,
           responderRelayIndex: toOrigin.localIndex,
           initiatorRelayIndex: toOrigin.remoteIndex,
-          relayFromIp: r.peerVpnIp,
-          relayToIp: from,
+          fromVpnIp: r.peerVpnIp,
+          toVpnIp: from,
         });
       }
     }
@@ -242,7 +257,8 @@ export class RelayManager {
     this.env.publish(this.routes());
   }
 
-  private send(to: number, m: NebulaControl): void {
-    this.env.sendControl(to, encodeControl(m));
+  /** Written for the certificate version of the tunnel it goes over (known once that tunnel is: meta-sender.ts). */
+  private send(to: number, m: RelayControl): void {
+    this.env.sendControl(to, (v: CertVersion) => encodeControl(controlFor(v, m)));
   }
 }

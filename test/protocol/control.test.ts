@@ -1,12 +1,13 @@
 /**
- * NebulaControl (src/shared/protocol/control.ts, nebula-spec §5.8) against the bytes Go 1.6.1 writes: gogoproto's
+ * NebulaControl (src/shared/protocol/control.ts, nebula-spec §5.8) against the bytes Go 1.6.1 and 1.11 write: gogoproto's
  * MarshalToSizedBuffer for nebula.proto's NebulaControl emits fields 1..5 in ascending order as varints (tags 08, 10,
- * 18, 20, 28) and leaves out every zero field. The expected bytes below are built by hand from that rule, varint by
- * varint, not by our writer.
+ * 18, 20, 28) and leaves out every zero field; 1.11 adds RelayToAddr=6 / RelayFromAddr=7 (tags 32, 3a), Addr
+ * messages written whenever set. The expected bytes below are built by hand from those rules, varint by varint, not
+ * by our writer.
  */
 import t from 'tap';
 import { ProtobufError } from '../../src/shared/protobuf';
-import { ControlType, decodeControl, encodeControl, type NebulaControl } from '../../src/shared/protocol/control';
+import { ControlType, controlFor, decodeControl, encodeControl, relayEndpoints, type NebulaControl } from '../../src/shared/protocol/control';
 
 // tap's t.throws(fn, Class) also compares `name`, which ProtobufError leaves as "Error"; check instanceof directly.
 function throwsProtobufError(fn: () => unknown): boolean {
@@ -51,7 +52,7 @@ t.test('negative numbers (as an int32 might hold an index) are written as their 
   t.equal(m.toString('hex'), '0801' + '10ffffffff0f');
 });
 
-t.test('decoding accepts any field order and skips the v1.10+ Addr fields (6, 7)', async (t) => {
+t.test('decoding accepts any field order and reads the v1.10+ Addr fields (6, 7) beside the old ones', async (t) => {
   // Addr{Hi=1 uint64, Lo=2 uint64} for ::ffff:10.1.0.3: Lo = 0x0000ffff0a010003 -> varint 83 80 84 d0 f0 ff 3f.
   const addr = '10' + '838084d0f0ff3f';
   const bytes = [
@@ -62,7 +63,15 @@ t.test('decoding accepts any field order and skips the v1.10+ Addr fields (6, 7)
     '10' + '05',
     '20' + '83808450',
   ].join('');
-  t.same(decodeControl(Buffer.from(bytes, 'hex')), { type: 1, initiatorRelayIndex: 5, responderRelayIndex: 0, relayToIp: B, relayFromIp: A });
+  t.same(decodeControl(Buffer.from(bytes, 'hex')), {
+    type: 1,
+    initiatorRelayIndex: 5,
+    responderRelayIndex: 0,
+    relayToIp: B,
+    relayFromIp: A,
+    relayToAddr: { hi: 0n, lo: 0xffff0a010003n },
+    relayFromAddr: { hi: 0n, lo: 0n },
+  });
 });
 
 t.test('a varint wider than 32 bits keeps its low 32 bits (as Go\'s uint32 decode does)', async (t) => {
@@ -76,4 +85,45 @@ t.test('malformed input throws ProtobufError, never anything else', async (t) =>
   t.ok(throwsProtobufError(() => decodeControl(Buffer.from('1501020304', 'hex'))), 'InitiatorRelayIndex as fixed32 (Go: wrong wireType)');
   t.ok(throwsProtobufError(() => decodeControl(Buffer.from('0a0101', 'hex'))), 'Type as bytes');
   t.ok(throwsProtobufError(() => decodeControl(Buffer.from('3205', 'hex'))), 'length past the end');
+});
+
+// --- 1.10+ (v2 tunnels): RelayToAddr=6 / RelayFromAddr=7, Addr { Hi=1 uint64, Lo=2 uint64 } -----------------------
+// ::ffff:10.1.0.3 is Addr { Lo = 0x0000ffff0a010003 } -> 10 83 80 84 d0 f0 ff 3f; ::ffff:10.1.0.2 -> 10 82 80 84 d0 f0 ff 3f.
+const ADDR_B = '10' + '838084d0f0ff3f';
+const ADDR_A = '10' + '828084d0f0ff3f';
+
+t.test('controlFor: v1 writes the uint32 pair, v2 the Addr pair (Go 1.11 StartRelays), byte for byte', async (t) => {
+  const c = { type: ControlType.CreateRelayRequest, initiatorRelayIndex: 0x12345678, responderRelayIndex: 0, fromVpnIp: A, toVpnIp: B };
+  t.equal(encodeControl(controlFor(1, c)).toString('hex'), '0801' + '10f8acd19101' + '2083808450' + '2882808450');
+  const v2 = ['0801', '10f8acd19101', '3208' + ADDR_B, '3a08' + ADDR_A].join('');
+  t.equal(encodeControl(controlFor(2, c)).toString('hex'), v2, 'Type, InitiatorRelayIndex, RelayToAddr, RelayFromAddr; no old fields');
+  const back = relayEndpoints(decodeControl(Buffer.from(v2, 'hex')));
+  t.same(back, { ok: true, version: 2, control: c });
+  const resp = { type: ControlType.CreateRelayResponse, initiatorRelayIndex: 1, responderRelayIndex: 0x80, fromVpnIp: A, toVpnIp: B };
+  t.equal(encodeControl(controlFor(2, resp)).toString('hex'), ['0802', '1001', '188001', '3208' + ADDR_B, '3a08' + ADDR_A].join(''));
+});
+
+t.test('relayEndpoints reads as Go\'s HandleControlMsg: an old field set means v1; v2 needs both Addrs; IPv6 refused', async (t) => {
+  const read = (hex: string) => relayEndpoints(decodeControl(Buffer.from(hex, 'hex')));
+  // Both generations present: the old fields win (v1), as Go checks them first.
+  t.same(read('0801' + '1005' + '2083808450' + '2882808450' + '3208' + ADDR_A + '3a08' + ADDR_B), {
+    ok: true,
+    version: 1,
+    control: { type: 1, initiatorRelayIndex: 5, responderRelayIndex: 0, fromVpnIp: A, toVpnIp: B },
+  });
+  // Only one old field: still v1, the other end 0.0.0.0 (Go makes both Addrs from the old pair).
+  t.same(read('0801' + '2083808450'), { ok: true, version: 1, control: { type: 1, initiatorRelayIndex: 0, responderRelayIndex: 0, fromVpnIp: 0, toVpnIp: B } });
+  t.same(read('0801' + '3208' + ADDR_B), { ok: false, reason: 'Control message received with nil RelayFromAddr' });
+  t.same(read('0801' + '3a08' + ADDR_A), { ok: false, reason: 'Control message received with nil RelayToAddr' });
+  t.same(read('0801'), { ok: false, reason: 'Control message received with nil RelayFromAddr' });
+  const v6 = read('0801' + '3204' + '0801' + '1001' + '3a08' + ADDR_A);
+  t.equal(v6.ok, false);
+  t.match(v6.ok ? '' : v6.reason, /IPv6 VPN address in a relay message \(10\.1\.0\.2 -> 0:0:0:1:0:0:0:1\)/);
+});
+
+t.test('hostile Addr fields throw ProtobufError', async (t) => {
+  t.ok(throwsProtobufError(() => decodeControl(Buffer.from('3001', 'hex'))), 'RelayToAddr as a varint');
+  t.ok(throwsProtobufError(() => decodeControl(Buffer.from('3a03' + '10ffff', 'hex'))), 'truncated Lo');
+  t.ok(throwsProtobufError(() => decodeControl(Buffer.from('3a03' + '0a0101', 'hex'))), 'Hi as bytes');
+  t.ok(throwsProtobufError(() => decodeControl(Buffer.from('3209' + ADDR_B, 'hex'))), 'Addr length past the end');
 });

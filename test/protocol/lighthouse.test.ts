@@ -52,11 +52,14 @@ t.test('unknown types and fields are tolerated', async (t) => {
   t.same(decodeMeta(enc), { type: 10, details: emptyMetaDetails() });
   t.equal(metaTypeName(10), 'HostUpdateNotificationAck');
   t.equal(metaTypeName(77), 'unknown(77)');
-  // v1.10 VpnAddr=6 { Hi, Lo } inside details, and an unknown outer field.
+  // v1.10 VpnAddr=6 { Hi, Lo } inside details (read: lighthouse-v2.test.ts), and an unknown outer field (3).
   const withNew = Buffer.from('0863' + '1206' + '3204' + '0801' + '1002' + '1801', 'hex');
   const dec = decodeMeta(withNew);
   t.equal(dec.type, 99);
-  t.same(dec.details, emptyMetaDetails());
+  t.same(dec.details, { ...emptyMetaDetails(), vpnAddr: { hi: 1n, lo: 2n } });
+  // Unknown fields inside details (8: varint, 9: bytes, 10: fixed32, 11: fixed64) are skipped.
+  const unknownInner = Buffer.from('0801' + '1214' + '4001' + '4a020102' + '5504030201' + '590807060504030201', 'hex');
+  t.same(decodeMeta(unknownInner), { type: 1, details: emptyMetaDetails() });
   t.same(decodeMeta(Buffer.from('0801', 'hex')), { type: 1, details: undefined });
   // RelayVpnIp sent unpacked is accepted too.
   t.same(decodeMeta(Buffer.from('1202' + '2805', 'hex')).details?.relayVpnIps, [5]);

@@ -1,158 +1,16 @@
 /**
  * The lighthouse protocol in the supervisor (lighthouse.ts, lighthouse-handler.ts), without root or sockets, against
- * Go 1.6.1's lighthouse.go and nebula-spec §5.2-5.5. A node is a Lighthouse and its handler built over a real
- * config (parseConfig, so defaults are Go's), real counters and a logger writing to an array; what it sends is
- * captured as (destination VPN IP, payload) and decoded with the protocol codec, and timers go through the handler's
- * setTimer seam so a punch is fired by the test, not by a clock.
+ * Go 1.6.1's lighthouse.go and nebula-spec §5.2-5.5, over v1 tunnels (the v2 generation: lighthouse-v2.test.ts). A
+ * node is fixtures/lighthouse-node.ts: a Lighthouse and its handler over a real config, real counters and a logger
+ * writing to an array; what it sends is captured and decoded, and timers are fired by the test, not by a clock.
  */
 import t from 'tap';
 import { networkInterfaces } from 'node:os';
-import { parseConfig } from '../../src/shared/config';
-import type { NebulaConfig } from '../../src/shared/config';
-import { Logger } from '../../src/shared/log';
-import { decodeMeta, encodeMeta, MetaType, type Ip6AndPort, type NebulaMetaDetails } from '../../src/shared/protocol/lighthouse';
-import { formatEndpoint, type Endpoint } from '../../src/shared/util/endpoint';
-import { parseIPv4 } from '../../src/shared/util/ipv4';
-import { SupervisorCounters } from '../../src/supervisor/counters';
-import { Lighthouse, QUERY_INTERVAL_MS } from '../../src/supervisor/lighthouse';
-import { LighthouseHandler, PUNCH_BACK_DELAY_MS } from '../../src/supervisor/lighthouse-handler';
+import { MetaType } from '../../src/shared/protocol/lighthouse';
+import { QUERY_INTERVAL_MS } from '../../src/supervisor/lighthouse';
+import { PUNCH_BACK_DELAY_MS } from '../../src/supervisor/lighthouse-handler';
 import { interfaceAllowed, localAddresses } from '../../src/supervisor/local-addresses';
-import { StaticHosts } from '../../src/supervisor/static-hosts';
-
-const ip = (s: string): number => parseIPv4(s)!;
-const ep = (s: string): Endpoint => {
-  const [host, port] = s.split(':');
-  return { ip: ip(host!), port: Number(port) };
-};
-const show = (list: readonly Endpoint[]): string[] => list.map(formatEndpoint);
-
-const PKI = 'pki:\n  ca: /nonexistent/ca.crt\n  cert: /nonexistent/host.crt\n  key: /nonexistent/host.key\n';
-/** The node's own interfaces are left out of updates unless a test asks for them (they differ per machine). */
-const NO_LOCAL = 'lighthouse:\n  local_allow_list:\n    interfaces:\n      ".*": false\n';
-
-const LH1 = ip('10.1.0.1');
-const LH2 = ip('10.1.0.4');
-const A = ip('10.1.0.2');
-const B = ip('10.1.0.3');
-const STATIC = ip('10.1.0.7');
-const RELAY = ip('10.1.0.9');
-const V6: Ip6AndPort = { hi: 0x20010db800000000n, lo: 1n, port: 4242 };
-
-const SERVER_YAML = `
-listen: { port: 4242 }
-lighthouse:
-  am_lighthouse: true
-  remote_allow_list: { "172.16.0.0/12": false }
-static_host_map:
-  "10.1.0.7": ["192.0.2.7:4242"]
-`;
-
-const CLIENT_YAML = `
-listen: { port: 4242 }
-lighthouse:
-  hosts: ["10.1.0.1", "10.1.0.4"]
-  remote_allow_list: { "172.16.0.0/12": false }
-  local_allow_list: { interfaces: { ".*": false } }
-static_host_map:
-  "10.1.0.1": ["192.0.2.1:4242"]
-  "10.1.0.4": ["192.0.2.4:4242"]
-preferred_ranges: ["192.168.5.0/24"]
-punchy: { respond: true, delay: 250ms }
-`;
-
-interface Sent {
-  to: number;
-  type: number;
-  details: NebulaMetaDetails | undefined;
-  payload: Buffer;
-}
-
-interface Node {
-  lh: Lighthouse;
-  handler: LighthouseHandler;
-  counters: SupervisorCounters;
-  logs: Array<Record<string, unknown>>;
-  sent: Sent[];
-  triggered: number[];
-  punched: Endpoint[];
-  tests: number[];
-  timers: Array<{ fn: () => void; ms: number }>;
-  tunnels: Set<number>;
-  /** Replaces the config in force ("reload"). */
-  setConfig(c: NebulaConfig): void;
-  config(): NebulaConfig;
-  /** A lighthouse message authenticated as coming from `from`. */
-  rx(from: number, type: number, details?: Partial<NebulaMetaDetails>): void;
-  /** Counters as a plain object, for exact comparison. */
-  count(): Record<string, number>;
-}
-
-function config(yaml: string): NebulaConfig {
-  return parseConfig(PKI + yaml).config;
-}
-
-function details(d: Partial<NebulaMetaDetails>): NebulaMetaDetails {
-  return { vpnIp: 0, ip4AndPorts: [], counter: 0, ip6AndPorts: [], relayVpnIps: [], ...d };
-}
-
-const v4 = (...s: string[]): NebulaMetaDetails['ip4AndPorts'] => s.map(ep);
-
-function node(vpn: number, yaml: string, capacity = 64): Node {
-  let cfg = config(yaml);
-  const counters = new SupervisorCounters();
-  const logs: Array<Record<string, unknown>> = [];
-  const log = new Logger({ level: 'debug', format: 'json', disableTimestamp: true, write: (l) => void logs.push(JSON.parse(l) as Record<string, unknown>) });
-  const sent: Sent[] = [];
-  const sendMeta = (to: number, payload: Buffer): void => {
-    const m = decodeMeta(payload);
-    sent.push({ to, type: m.type, details: m.details, payload });
-  };
-  const tunnels = new Set<number>();
-  const lh = new Lighthouse({
-    log,
-    counters,
-    vpnIp: vpn,
-    vpnNet: { ip: vpn, mask: 0xffff0000 },
-    config: () => cfg,
-    listenPort: 4242,
-    capacity,
-    hasTunnel: (v) => tunnels.has(v),
-    sendMeta,
-  });
-  const n: Node = {
-    lh,
-    handler: undefined as unknown as LighthouseHandler,
-    counters,
-    logs,
-    sent,
-    triggered: [],
-    punched: [],
-    tests: [],
-    timers: [],
-    tunnels,
-    setConfig: (c) => void (cfg = c),
-    config: () => cfg,
-    rx: (from, type, d) => n.handler.onMessage(from, encodeMeta({ type, details: d === undefined ? undefined : details(d) })),
-    count: () => Object.fromEntries(counters.entries()),
-  };
-  n.handler = new LighthouseHandler({
-    log,
-    counters,
-    lighthouse: lh,
-    sendMeta,
-    triggerHandshake: (v) => void n.triggered.push(v),
-    punch: (to) => void n.punched.push(to),
-    sendTest: (v) => void n.tests.push(v),
-    punchy: () => ({ delay: cfg.punchy.delay, respond: cfg.punchy.respond }),
-    setTimer: (fn, ms) => void n.timers.push({ fn, ms }),
-  });
-  t.teardown(() => lh.stop());
-  return n;
-}
-
-async function withStatics(n: Node): Promise<void> {
-  n.lh.setStaticHosts(await StaticHosts.resolve(n.config().static_host_map, new Logger({ write: () => undefined })));
-}
+import { A, B, CLIENT_YAML, config, details, ep, ip, LH1, LH2, node, RELAY, SERVER_YAML, show, STATIC, V6, v4, withStatics } from './fixtures/lighthouse-node';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Serving (lighthouse.am_lighthouse: true)

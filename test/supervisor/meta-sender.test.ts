@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { TYPE_LIGHTHOUSE, TYPE_TEST, SUBTYPE_TEST_REQUEST } from '../../src/shared/protocol/header';
+import type { CertVersion } from '../../src/shared/pki/certificate';
 import { parseIPv4 } from '../../src/shared/util/ipv4';
 import { SupervisorCounters } from '../../src/supervisor/counters';
 import type { HostInfo } from '../../src/supervisor/hostmap';
@@ -14,8 +15,11 @@ const A = parseIPv4('10.1.0.2')!;
 const B = parseIPv4('10.1.0.3')!;
 const C = parseIPv4('10.1.0.5')!;
 
-/** Only the VPN IP matters to the sender; the tunnel object is handed back to sendOn untouched. */
-const tunnel = (vpnIp: number): HostInfo => ({ vpnIp }) as unknown as HostInfo;
+/**
+ * Only the VPN IP and the peer certificate's version (what a per-tunnel payload is written for) matter to the sender;
+ * the tunnel object is handed back to sendOn untouched.
+ */
+const tunnel = (vpnIp: number, version: CertVersion = 1): HostInfo => ({ vpnIp, cert: { version } }) as unknown as HostInfo;
 
 interface Wire {
   h: HostInfo;
@@ -43,8 +47,8 @@ function fixture(maxHosts = 8) {
     },
     now: () => clock.now,
   });
-  const up = (v: number): HostInfo => {
-    const h = tunnel(v);
+  const up = (v: number, version: CertVersion = 1): HostInfo => {
+    const h = tunnel(v, version);
     tunnels.set(v, h);
     sender.tunnelUp(h);
     return h;
@@ -175,4 +179,28 @@ t.test('a flush whose send fails counts the packet as dropped, not sent', async 
   f.failSends();
   f.up(A);
   t.same(f.count(), { 'hostinfo.cached_packets.dropped': 1 });
+});
+
+t.test('a payload written per tunnel is written for the certificate version of the tunnel it goes over', async (t) => {
+  const f = fixture();
+  const asked: CertVersion[] = [];
+  const perTunnel = (v: CertVersion): Buffer => {
+    asked.push(v);
+    return Buffer.from(`v${v}`);
+  };
+  f.tunnels.set(A, tunnel(A, 2));
+  f.sender.send(A, TYPE_LIGHTHOUSE, 0, perTunnel, 'messages.tx.lighthouse');
+  t.same(f.wire.map((w) => w.payload), ['v2'], 'an installed v2 tunnel: written at once for v2');
+  // Without a tunnel nothing is written until one is up; then for that tunnel's version.
+  f.sender.send(B, TYPE_LIGHTHOUSE, 0, perTunnel, 'messages.tx.lighthouse');
+  f.sender.send(C, TYPE_LIGHTHOUSE, 0, perTunnel, 'messages.tx.lighthouse');
+  t.same(asked, [2], 'nothing written while waiting');
+  f.up(B, 1);
+  f.up(C, 2);
+  t.same(f.wire.map((w) => [w.h.vpnIp, w.payload]), [
+    [A, 'v2'],
+    [B, 'v1'],
+    [C, 'v2'],
+  ]);
+  t.same(f.count(), { 'messages.tx.lighthouse': 3, 'hostinfo.cached_packets.sent': 2 });
 });

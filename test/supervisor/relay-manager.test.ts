@@ -2,126 +2,19 @@
  * Relay set-up in the supervisor (src/supervisor/relay-manager.ts) against nebula-spec §5.8 and Go 1.6.1's
  * relay_manager.go and the relay part of handshake_manager.go's handleOutbound, in the three roles:
  *   A (wants B, told by the lighthouse that R relays for B), R (relay.am_relay), B (the target).
- * Each node is a RelayManager over a recording environment: the NebulaControl payloads it sends (raw bytes, checked
- * against hand-built proto3 where the index is ours to know, and decoded), the relay frames it sends, the handshakes
- * it starts and the route tables it publishes to the routines. The trio test wires three managers to each other.
+ * Each node is a RelayManager over a recording environment (fixtures/relay-node.ts): the NebulaControl payloads it
+ * sends (raw bytes, checked against hand-built proto3 where the index is ours to know, and decoded), the relay frames
+ * it sends, the handshakes it starts and the route tables it publishes to the routines. The trio test wires three
+ * managers to each other. Tunnels here are v1 (1.6.1's); the v2 generation is relay-v2.test.ts.
  * print-relays (console-relays.ts) is checked on the tables those flows leave.
  */
 import t from 'tap';
-import { parseConfig, type NebulaConfig } from '../../src/shared/config';
 import { ParsedArgs } from '../../src/shared/console-commands';
-import type { RelayRoute } from '../../src/shared/ipc/messages';
-import { Logger } from '../../src/shared/log';
-import { ControlType, decodeControl, encodeControl, type NebulaControl } from '../../src/shared/protocol/control';
-import { parseIPv4 } from '../../src/shared/util/ipv4';
+import { ControlType } from '../../src/shared/protocol/control';
 import type { ConsoleParts } from '../../src/supervisor/console';
 import { relayCommands, relaysJson } from '../../src/supervisor/console-relays';
-import type { HostInfo } from '../../src/supervisor/hostmap';
-import { RelayManager, type Relay } from '../../src/supervisor/relay-manager';
-
-const ip = (s: string): number => parseIPv4(s)!;
-const A = ip('10.1.0.2');
-const B = ip('10.1.0.3');
-const R = ip('10.1.0.9');
-const R2 = ip('10.1.0.10');
-const R3 = ip('10.1.0.11');
-
-const PKI = 'pki:\n  ca: /nonexistent/ca.crt\n  cert: /nonexistent/host.crt\n  key: /nonexistent/host.key\n';
-const CONFIGS = new Map<boolean, NebulaConfig>();
-/** A real parsed config (Go's defaults) with relay.am_relay set; parsed once per value. */
-function config(amRelay: boolean): NebulaConfig {
-  let c = CONFIGS.get(amRelay);
-  if (!c) CONFIGS.set(amRelay, (c = parseConfig(PKI + `relay:\n  am_relay: ${amRelay}\n`).config));
-  return c;
-}
-
-/** Independent of the codec under test: a protobuf varint, in hex. */
-function varint(n: number): string {
-  let v = n >>> 0;
-  let out = '';
-  while (v >= 0x80) {
-    out += ((v & 0x7f) | 0x80).toString(16).padStart(2, '0');
-    v >>>= 7;
-  }
-  return out + v.toString(16).padStart(2, '0');
-}
-
-/** Go's Marshal of NebulaControl: fields 1..5 in order, zeros left out. */
-function goControl(type: number, initiator: number, responder: number, to: number, from: number): string {
-  const field = (tag: string, v: number) => (v === 0 ? '' : tag + varint(v));
-  return field('08', type) + field('10', initiator) + field('18', responder) + field('20', to) + field('28', from);
-}
-
-/**
- * The relay manager reads only `vpnIp` and `relay` of a tunnel (and passes it back to sendFrame): a direct tunnel
- * has no `relay`, a relayed one names its relay host.
- */
-function tunnel(vpnIp: number, relayedThrough?: number): HostInfo {
-  const partial: Pick<HostInfo, 'vpnIp' | 'relay'> = { vpnIp, ...(relayedThrough === undefined ? {} : { relay: { relayVpnIp: relayedThrough, remoteIndex: 1 } }) };
-  return partial as HostInfo;
-}
-
-interface Control {
-  to: number;
-  hex: string;
-  m: NebulaControl;
-}
-
-interface Node {
-  vpnIp: number;
-  rm: RelayManager;
-  tunnels: Map<number, HostInfo>;
-  relaysFor: Map<number, number[]>;
-  controls: Control[];
-  frames: Array<{ via: number; remoteIndex: number; datagram: string }>;
-  handshakes: number[];
-  published: RelayRoute[][];
-  logs: Array<Record<string, unknown>>;
-  setAmRelay(on: boolean): void;
-  /** A NebulaControl from the tunnel to `from`. */
-  rx(from: number, m: NebulaControl): void;
-  relays(): Relay[];
-}
-
-function node(vpnIp: number, opts: { amRelay?: boolean; useRelays?: boolean; capacity?: number; tunnels?: HostInfo[] } = {}): Node {
-  let cfg = config(opts.amRelay ?? false);
-  const n: Node = {
-    vpnIp,
-    tunnels: new Map((opts.tunnels ?? []).map((h) => [h.vpnIp, h])),
-    relaysFor: new Map(),
-    controls: [],
-    frames: [],
-    handshakes: [],
-    published: [],
-    logs: [],
-    setAmRelay: (on) => void (cfg = config(on)),
-    rx: (from, m) => n.rm.onControl(from, encodeControl(m)),
-    relays: () => [...n.rm.all()].map((r) => ({ ...r })),
-    rm: undefined as unknown as RelayManager,
-  };
-  n.rm = new RelayManager({
-    log: new Logger({ level: 'debug', format: 'json', disableTimestamp: true, write: (l) => void n.logs.push(JSON.parse(l) as Record<string, unknown>) }),
-    vpnIp,
-    config: () => cfg,
-    useRelays: opts.useRelays ?? !(opts.amRelay ?? false),
-    relaysFor: (v) => n.relaysFor.get(v) ?? [],
-    tunnelTo: (v) => n.tunnels.get(v),
-    startHandshake: (v) => void n.handshakes.push(v),
-    sendControl: (to, payload) => void n.controls.push({ to, hex: payload.toString('hex'), m: decodeControl(payload) }),
-    sendFrame: (h, remoteIndex, datagram) => {
-      n.frames.push({ via: h.vpnIp, remoteIndex, datagram: datagram.toString('hex') });
-      return true;
-    },
-    publish: (routes) => void n.published.push(routes.map((r) => ({ ...r }))),
-    capacity: opts.capacity ?? 64,
-  });
-  return n;
-}
-
-const STAGE1 = Buffer.from('1000000000000000000000000000000100aabbcc', 'hex');
-
-const request = (initiator: number, from: number, to: number): NebulaControl => ({ type: ControlType.CreateRelayRequest, initiatorRelayIndex: initiator, responderRelayIndex: 0, relayFromIp: from, relayToIp: to });
-const response = (initiator: number, responder: number, from: number, to: number): NebulaControl => ({ type: ControlType.CreateRelayResponse, initiatorRelayIndex: initiator, responderRelayIndex: responder, relayFromIp: from, relayToIp: to });
+import type { RelayRoute } from '../../src/shared/ipc/messages';
+import { A, B, goControl, ip, node, R, R2, R3, request, response, STAGE1, trio, tunnel } from './fixtures/relay-node';
 
 t.test('A', async (t) => {
   t.test('no tunnel to the relay: a handshake to it, and no request yet', async (t) => {
@@ -331,31 +224,6 @@ t.test('R (the relay)', async (t) => {
     t.notOk(r.rm.routes().some((x) => x.localIndex === oldIRA));
   });
 });
-
-/** Three managers whose control messages reach each other (in order, until quiet). */
-function trio() {
-  const a = node(A, { tunnels: [tunnel(R)] });
-  const r = node(R, { amRelay: true, tunnels: [tunnel(A), tunnel(B)] });
-  const b = node(B, { tunnels: [tunnel(R)] });
-  a.relaysFor.set(B, [R]);
-  const nodes = new Map([a, r, b].map((n) => [n.vpnIp, n]));
-  const delivered = new Map<Node, number>();
-  const pump = () => {
-    for (let moved = true; moved; ) {
-      moved = false;
-      for (const from of nodes.values()) {
-        const start = delivered.get(from) ?? 0;
-        const pending = from.controls.slice(start);
-        delivered.set(from, from.controls.length);
-        for (const c of pending) {
-          nodes.get(c.to)!.rm.onControl(from.vpnIp, Buffer.from(c.hex, 'hex'));
-          moved = true;
-        }
-      }
-    }
-  };
-  return { a, r, b, pump };
-}
 
 t.test('A, R and B together: one handshake attempt sets the relay up; the next goes through it; indexes line up', async (t) => {
   const { a, r, b, pump } = trio();

@@ -1,26 +1,30 @@
 /**
- * The lighthouse message `NebulaMeta` (nebula-spec §5.1), the plaintext of type-3 packets:
+ * The lighthouse message `NebulaMeta` (nebula-spec §5.1), the plaintext of type-3 packets, in both generations of
+ * nebula.proto (1.6.1's names first, 1.10+'s in brackets):
  *
  *   NebulaMeta        { Type=1 enum, Details=2 NebulaMetaDetails }
- *   NebulaMetaDetails { VpnIp=1 uint32, Ip4AndPorts=2 repeated Ip4AndPort, counter=3 uint32,
- *                       Ip6AndPorts=4 repeated Ip6AndPort, RelayVpnIp=5 repeated uint32 (packed) }
+ *   NebulaMetaDetails { VpnIp=1 uint32 [OldVpnAddr], Ip4AndPorts=2 repeated Ip4AndPort [V4AddrPorts], counter=3 uint32,
+ *                       Ip6AndPorts=4 repeated Ip6AndPort [V6AddrPorts], RelayVpnIp=5 repeated uint32 (packed)
+ *                       [OldRelayVpnAddrs], 1.10+: VpnAddr=6 Addr, RelayVpnAddrs=7 repeated Addr }
  *   Ip4AndPort        { Ip=1 uint32, Port=2 uint32 }
  *   Ip6AndPort        { Hi=1 uint64, Lo=2 uint64, Port=3 uint32 }
+ *   Addr              { Hi=1 uint64, Lo=2 uint64 }  (vpn-addr.ts)
  *
  * IPv4 addresses are uint32 numbers read big-endian; an IPv6 address is two uint64 halves (first 8 bytes, last 8
- * bytes, each big-endian). Unknown message types decode as their number; unknown fields (v1.10+ VpnAddr=6,
- * RelayVpnAddrs=7) are skipped. Malformed input throws ProtobufError.
+ * bytes, each big-endian). Which VPN-address fields a message uses depends on the certificate version of the tunnel
+ * it travels (meta-version.ts); this codec reads and writes whatever is there, fields in ascending order as Go's
+ * gogoproto does. Unknown message types decode as their number; unknown fields are skipped. Malformed input (and a
+ * list longer than MAX_LIST_ENTRIES) throws ProtobufError.
  */
-import {
-  asBytes,
-  asUint32,
-  ProtobufError,
-  ProtoField,
-  ProtoReader,
-  ProtoWriter,
-  readPackedUint32,
-  WIRE_VARINT,
-} from '../protobuf';
+import { asBytes, asUint32, ProtobufError, ProtoReader, ProtoWriter, readPackedUint32 } from '../protobuf';
+import { asUint64, decodeAddr, encodeAddr, type VpnAddr } from './vpn-addr';
+
+/**
+ * The most entries one repeated field may hold. Go caps what it keeps at MaxRemotes (10) per owner and sends at most
+ * a lighthouse's learned + reported addresses (11 per family) or a host's local addresses; a longer list is refused
+ * whole, so a peer cannot make us walk thousands of entries per datagram.
+ */
+export const MAX_LIST_ENTRIES = 128;
 
 export const MetaType = {
   None: 0,
@@ -67,11 +71,17 @@ export interface Ip6AndPort {
 }
 
 export interface NebulaMetaDetails {
+  /** VpnIp / OldVpnAddr (field 1): what v1 tunnels use; 0 when absent. */
   vpnIp: number;
   ip4AndPorts: Ip4AndPort[];
   counter: number;
   ip6AndPorts: Ip6AndPort[];
+  /** RelayVpnIp / OldRelayVpnAddrs (field 5): v1 tunnels. */
   relayVpnIps: number[];
+  /** VpnAddr (field 6, 1.10+): v2 tunnels; present only when the message carried it. */
+  vpnAddr?: VpnAddr;
+  /** RelayVpnAddrs (field 7, 1.10+): v2 tunnels; present only when the message carried some. */
+  relayVpnAddrs?: VpnAddr[];
 }
 
 export interface NebulaMeta {
@@ -99,11 +109,6 @@ export function hiLoToIp6(hi: bigint, lo: bigint): Buffer {
   return b;
 }
 
-function asUint64(f: ProtoField): bigint {
-  if (f.wire !== WIRE_VARINT) throw new ProtobufError(`field ${f.field}: expected varint`);
-  return f.int;
-}
-
 export function encodeMetaDetails(d: NebulaMetaDetails): Buffer {
   const w = new ProtoWriter().uint(1, d.vpnIp >>> 0);
   // Repeated sub-messages are written even when empty, as Go does.
@@ -113,6 +118,8 @@ export function encodeMetaDetails(d: NebulaMetaDetails): Buffer {
     w.message(4, new ProtoWriter().uint(1, a.hi).uint(2, a.lo).uint(3, a.port >>> 0).finish());
   }
   w.packedUint32(5, d.relayVpnIps);
+  if (d.vpnAddr) w.message(6, encodeAddr(d.vpnAddr));
+  for (const a of d.relayVpnAddrs ?? []) w.message(7, encodeAddr(a));
   return w.finish();
 }
 
@@ -145,6 +152,12 @@ function decodeIp6AndPort(buf: Buffer): Ip6AndPort {
   return out;
 }
 
+/** Appends to a repeated field, refusing the message once the list passes MAX_LIST_ENTRIES. */
+function pushBounded<T>(list: T[], name: string, ...items: T[]): void {
+  if (list.length + items.length > MAX_LIST_ENTRIES) throw new ProtobufError(`${name}: more than ${MAX_LIST_ENTRIES} entries`);
+  list.push(...items);
+}
+
 export function decodeMetaDetails(buf: Buffer): NebulaMetaDetails {
   const d = emptyMetaDetails();
   const r = new ProtoReader(buf);
@@ -155,17 +168,24 @@ export function decodeMetaDetails(buf: Buffer): NebulaMetaDetails {
         d.vpnIp = asUint32(f);
         break;
       case 2:
-        d.ip4AndPorts.push(decodeIp4AndPort(asBytes(f)));
+        pushBounded(d.ip4AndPorts, 'V4AddrPorts', decodeIp4AndPort(asBytes(f)));
         break;
       case 3:
         d.counter = asUint32(f);
         break;
       case 4:
-        d.ip6AndPorts.push(decodeIp6AndPort(asBytes(f)));
+        pushBounded(d.ip6AndPorts, 'V6AddrPorts', decodeIp6AndPort(asBytes(f)));
         break;
       case 5:
         // Packed (what Go writes) or, legally in proto3, one unpacked element per occurrence.
-        for (const ip of readPackedUint32(f)) d.relayVpnIps.push(ip);
+        pushBounded(d.relayVpnIps, 'OldRelayVpnAddrs', ...readPackedUint32(f));
+        break;
+      case 6:
+        // A repeated occurrence of a singular message field merges into the first, as in Go (last value per field).
+        d.vpnAddr = decodeAddr(asBytes(f), d.vpnAddr);
+        break;
+      case 7:
+        pushBounded((d.relayVpnAddrs ??= []), 'RelayVpnAddrs', decodeAddr(asBytes(f)));
         break;
       default:
         break;

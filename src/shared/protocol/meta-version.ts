@@ -1,0 +1,72 @@
+/**
+ * Which VPN-address fields of NebulaMetaDetails a lighthouse message uses, by the certificate version of the tunnel
+ * it travels (Go 1.10+'s lighthouse.go):
+ * - v1 tunnels: the 1.6.1 fields, VpnIp/OldVpnAddr (1) and RelayVpnIp/OldRelayVpnAddrs (5), so 1.6.1 peers keep
+ *   understanding every message;
+ * - v2 tunnels: VpnAddr (6) and RelayVpnAddrs (7), Addr messages. A v2 HostUpdateNotification names no VpnAddr at all
+ *   (the lighthouse knows the sender from its tunnel), and a v2 HostUpdateNotificationAck has empty details.
+ * V4AddrPorts / V6AddrPorts (2, 4), the underlay addresses, are the same in both.
+ *
+ * Reading, as Go does: the subject of a message is OldVpnAddr when it is non-zero (a v1 message), else VpnAddr (v2),
+ * else the message is malformed (GetVpnAddrAndVersion); relays are the old list followed by the new one (GetRelays).
+ * The nebula-ts overlay is IPv4: an IPv6 VPN address is reported as such (`ipv4` undefined) for the caller to refuse,
+ * and IPv6 relays are left out.
+ */
+import type { CertVersion } from '../pki/certificate';
+import type { Ip4AndPort, Ip6AndPort, NebulaMetaDetails } from './lighthouse';
+import { addrOfIPv4, ipv4OfAddr, type VpnAddr } from './vpn-addr';
+
+export interface MetaSubject {
+  /** The message generation its VPN-address field says (Go answers a query in the version it was asked in). */
+  version: CertVersion;
+  addr: VpnAddr;
+  /** The IPv4 VPN address, or undefined for an IPv6 one. */
+  ipv4: number | undefined;
+}
+
+/** Go's GetVpnAddrAndVersion: the host a message is about, or undefined when it names none (malformed). */
+export function metaSubject(d: NebulaMetaDetails): MetaSubject | undefined {
+  if (d.vpnIp >>> 0 !== 0) return { version: 1, addr: addrOfIPv4(d.vpnIp), ipv4: d.vpnIp >>> 0 };
+  if (d.vpnAddr) return { version: 2, addr: d.vpnAddr, ipv4: ipv4OfAddr(d.vpnAddr) };
+  return undefined;
+}
+
+/** Go's GetRelays (old list, then new), IPv4 relays only; `ignored` counts the IPv6 ones left out. */
+export function metaRelays(d: NebulaMetaDetails): { relays: number[]; ignored: number } {
+  const relays = d.relayVpnIps.map((r) => r >>> 0);
+  let ignored = 0;
+  for (const a of d.relayVpnAddrs ?? []) {
+    const ip = ipv4OfAddr(a);
+    if (ip === undefined) ignored++;
+    else relays.push(ip);
+  }
+  return { relays, ignored };
+}
+
+export interface MetaFields {
+  /** The host the message is about; left out (as Go's v2 update does) when undefined. */
+  vpnIp?: number;
+  ip4AndPorts?: readonly Ip4AndPort[];
+  ip6AndPorts?: readonly Ip6AndPort[];
+  relays?: readonly number[];
+}
+
+/** Details for a tunnel of `version`, with the VPN addresses in that version's fields. */
+export function metaDetailsFor(version: CertVersion, f: MetaFields): NebulaMetaDetails {
+  const d: NebulaMetaDetails = {
+    vpnIp: 0,
+    ip4AndPorts: (f.ip4AndPorts ?? []).map((a) => ({ ip: a.ip >>> 0, port: a.port >>> 0 })),
+    counter: 0,
+    ip6AndPorts: (f.ip6AndPorts ?? []).map((a) => ({ hi: a.hi, lo: a.lo, port: a.port >>> 0 })),
+    relayVpnIps: [],
+  };
+  const relays = f.relays ?? [];
+  if (version === 1) {
+    d.vpnIp = (f.vpnIp ?? 0) >>> 0;
+    d.relayVpnIps = relays.map((r) => r >>> 0);
+  } else {
+    if (f.vpnIp !== undefined) d.vpnAddr = addrOfIPv4(f.vpnIp);
+    if (relays.length > 0) d.relayVpnAddrs = relays.map(addrOfIPv4);
+  }
+  return d;
+}

@@ -1,0 +1,166 @@
+/**
+ * Issue 12: lighthouse, punch and relay messages over tunnels made with v2 certificates (nebula.proto's 1.10+ fields:
+ * VpnAddr, RelayVpnAddrs, RelayFromAddr / RelayToAddr), with Go nebula 1.11.0. Every certificate is a v2 one from
+ * nebula-cert 1.11.0; no ordinary node has a static_host_map entry for another ordinary node. One mesh, two halves:
+ *
+ *   lhg (Go 1.11.0 lighthouse)       <- t1 (nebula-ts), g1 (Go 1.11.0)
+ *     (a) t1 learns g1's address from lhg (a v2 HostQueryReply) and pings it directly.
+ *   lht (nebula-ts lighthouse, relay) <- g2, g3 (Go 1.11.0), t2 (nebula-ts)
+ *     (b) g2 and g3 report themselves in v2 updates (no VpnAddr), which lht stores and acks, and find each other
+ *         through lht's v2 HostQueryReply / HostPunchNotification;
+ *     (c) t2 and g3 cannot reach each other (blackhole routes); g3 lists lht in relay.relays, lht passes that on
+ *         as RelayVpnAddrs, and t2 reaches g3 through lht: v2 CreateRelayRequest / Response between nebula-ts (A and
+ *         R) and Go 1.11.0 (B);
+ *     (d) g2 and t2 cannot reach each other either; t2's own v2 update named lht as its relay, and g2 reaches t2
+ *         through lht: Go 1.11.0 as A, nebula-ts as R and B.
+ */
+import t, { type Test } from 'tap';
+import path from 'node:path';
+import { request } from '../../src/ctl/client';
+import { findGoBinary, goBinaryCandidates, goBinaryPrefix, GoCertMaker, installNodePki } from '../../src/testbed/mesh-v2';
+import type { Mesh } from '../../src/testbed/netns-mesh';
+import { inCI, prereqs } from '../helpers/prereq';
+import { newMesh, ROOT, status, until } from './helpers';
+
+const GO_VERSION = '1.11.0';
+const IP = {
+  lhg: '192.168.100.1',
+  lht: '192.168.100.2',
+  t1: '192.168.100.11',
+  g1: '192.168.100.12',
+  g2: '192.168.100.21',
+  g3: '192.168.100.22',
+  t2: '192.168.100.23',
+} as const;
+type Name = keyof typeof IP;
+
+/** Go 1.11.0's nebula and nebula-cert, or undefined after skipping (outside CI) / failing (CI) with the reason. */
+function need111(t: Test): { nebula: string; cert: string } | undefined {
+  const nebula = findGoBinary(ROOT, GO_VERSION, 'nebula');
+  const cert = findGoBinary(ROOT, GO_VERSION, 'nebula-cert');
+  if (nebula && cert) return { nebula, cert };
+  const looked = [...goBinaryCandidates(ROOT, GO_VERSION, 'nebula'), ...goBinaryCandidates(ROOT, GO_VERSION, 'nebula-cert')].join(', ');
+  const reason = `missing prerequisite: Go nebula ${GO_VERSION} (looked at ${looked}; run ../shared/tools/fetch-nebula.sh DIR and set NEBULA_BIN_DIR=DIR)`;
+  if (inCI) t.fail(`${reason} (CI must fetch it)`);
+  else {
+    console.error(`# SKIP ${reason}`);
+    t.skip(reason, () => undefined);
+  }
+  return undefined;
+}
+
+/** A client of one lighthouse: its static_host_map names only that lighthouse; updates every second. */
+function client(lighthouse: Name, relays: Name[] = []): Record<string, unknown> {
+  return { lighthouse: { am_lighthouse: false, hosts: [IP[lighthouse]], interval: 1 }, relay: { relays: relays.map((r) => IP[r]), use_relays: true } };
+}
+
+interface AddrMapRow {
+  vpnIp: string;
+  addrs: Record<string, { learned?: Array<{ ip: string; port: number }>; reported?: Array<{ ip: string; port: number }>; relay: string[] }>;
+}
+
+/** `nebula-ctl list-lighthouse-addrmap -json` of a nebula-ts node. */
+async function addrMap(mesh: Mesh, name: Name): Promise<AddrMapRow[]> {
+  const out = await mesh.exec(name, process.execPath, [path.join(ROOT, 'dist/ctl/main.js'), '-socket', mesh.node(name).controlSocket, 'list-lighthouse-addrmap', '-json']);
+  return JSON.parse(out) as AddrMapRow[];
+}
+
+const text = (l: Array<{ ip: string; port: number }> | undefined): string[] => (l ?? []).map((a) => `${a.ip}:${a.port}`);
+
+/** The certificate version a nebula-ts node holds for a peer (print-cert -json: v2 JSON carries `version: 2`). */
+async function peerCertVersion(mesh: Mesh, node: Name, peer: Name): Promise<number> {
+  const reply = (await request(mesh.node(node).controlSocket, { cmd: 'print-cert', args: ['-json', IP[peer]] })) as { ok: boolean; output?: string; error?: string };
+  if (!reply.ok || reply.output === undefined) throw new Error(`print-cert on ${node} for ${peer}: ${reply.error}`);
+  return (JSON.parse(reply.output) as { version?: number }).version ?? 1;
+}
+
+async function blockDirect(mesh: Mesh, a: Name, b: Name): Promise<void> {
+  await mesh.exec(a, 'ip', ['route', 'add', 'blackhole', `${mesh.node(b).underlayIp}/32`]);
+  await mesh.exec(b, 'ip', ['route', 'add', 'blackhole', `${mesh.node(a).underlayIp}/32`]);
+}
+
+t.test('v2 certificates: lighthouse, punch and relay messages between nebula-ts and Go 1.11.0', async (t) => {
+  if (!prereqs(t, ['root', 'tun', 'nebula'])) return;
+  const go = need111(t);
+  if (!go) return;
+  t.setTimeout(90_000);
+  const mesh = await newMesh(t);
+  const nc = new GoCertMaker(go.cert, path.join(mesh.dir, 'pki-111'));
+  const ca = nc.ca('v2 mesh ca', 2);
+  const go111 = { commandPrefix: goBinaryPrefix(go.nebula) };
+  const pki = { pki: { ca: ca.crt } };
+
+  await mesh.add({ name: 'lhg', kind: 'go', overlayIp: IP.lhg, staticHosts: [], config: { ...pki, lighthouse: { am_lighthouse: true } }, ...go111 });
+  await mesh.add({ name: 't1', kind: 'ts', overlayIp: IP.t1, staticHosts: ['lhg'], config: { ...pki, ...client('lhg') } });
+  await mesh.add({ name: 'g1', kind: 'go', overlayIp: IP.g1, staticHosts: ['lhg'], config: { ...pki, ...client('lhg') }, ...go111 });
+  await mesh.add({
+    name: 'lht',
+    kind: 'ts',
+    overlayIp: IP.lht,
+    staticHosts: [],
+    config: { ...pki, lighthouse: { am_lighthouse: true }, relay: { am_relay: true }, tun: { disabled: true } },
+  });
+  await mesh.add({ name: 'g2', kind: 'go', overlayIp: IP.g2, staticHosts: ['lht'], config: { ...pki, ...client('lht') }, ...go111 });
+  await mesh.add({ name: 'g3', kind: 'go', overlayIp: IP.g3, staticHosts: ['lht'], config: { ...pki, ...client('lht', ['lht']) }, ...go111 });
+  await mesh.add({ name: 't2', kind: 'ts', overlayIp: IP.t2, staticHosts: ['lht'], config: { ...pki, ...client('lht', ['lht']) } });
+  for (const name of Object.keys(IP) as Name[]) {
+    const keys = nc.keygen(name);
+    installNodePki(mesh.node(name), { certs: [nc.sign(ca, name, `${IP[name]}/24`, keys.pub)], key: keys.key });
+  }
+  mesh.writeConfigs();
+  await blockDirect(mesh, 't2', 'g3');
+  await blockDirect(mesh, 'g2', 't2');
+  await Promise.all([mesh.start('lhg'), mesh.start('lht')]);
+  await Promise.all((['t1', 'g1', 'g2', 'g3', 't2'] as const).map((n) => mesh.start(n)));
+
+  await t.test('(a) a nebula-ts client finds a Go 1.11.0 peer through a Go 1.11.0 lighthouse', async (t) => {
+    t.ok(await mesh.pingUntilReply('t1', IP.g1, 15_000), 't1 -> g1: found through lhg, ping answered');
+    t.equal(await mesh.ping('t1', IP.g1, 5, 2), 5, 't1 -> g1: 5/5 pings');
+    const g1 = mesh.node('g1');
+    const row = (await addrMap(mesh, 't1')).find((r) => r.vpnIp === IP.g1);
+    t.ok(text(row?.addrs[IP.lhg]?.reported).includes(`${g1.underlayIp}:4242`), "t1 holds g1's underlay address, as lhg answered it (owner lhg)");
+    const s = await status(mesh, 't1');
+    t.equal(s.tunnels.find((x) => x.vpnIp === IP.g1)?.remote, `${g1.underlayIp}:4242`, 't1 reaches g1 directly');
+    t.equal(await peerCertVersion(mesh, 't1', 'lhg'), 2, "the tunnel to lhg is a v2 one (t1 holds lhg's v2 certificate)");
+    t.notOk(s.counters['lighthouse.dropped.invalid'], 'no lighthouse message from lhg was refused');
+  });
+
+  await t.test('(b) two Go 1.11.0 clients find each other through a nebula-ts lighthouse', async (t) => {
+    // Both report themselves in v2 updates (no VpnAddr): the map holds each one's own report.
+    const selfReported = (rows: AddrMapRow[], n: Name): boolean => text(rows.find((r) => r.vpnIp === IP[n])?.addrs[IP[n]]?.reported).includes(`${mesh.node(n).underlayIp}:4242`);
+    await until('g2 and g3 to have reported themselves to lht', () => addrMap(mesh, 'lht'), (rows) => selfReported(rows, 'g2') && selfReported(rows, 'g3'), 15_000);
+    t.equal(await peerCertVersion(mesh, 'lht', 'g2'), 2, 'lht holds g2 on a v2 tunnel');
+    t.ok(await mesh.pingUntilReply('g2', IP.g3, 15_000), 'g2 -> g3: found through lht, ping answered');
+    t.equal(await mesh.ping('g2', IP.g3, 5, 2), 5, 'g2 -> g3: 5/5 pings');
+    const c = (await status(mesh, 'lht')).counters;
+    t.ok((c['lighthouse.rx.HostQuery'] ?? 0) >= 1 && (c['lighthouse.tx.HostQueryReply'] ?? 0) >= 1, `lht answered v2 queries (rx ${c['lighthouse.rx.HostQuery']}, tx ${c['lighthouse.tx.HostQueryReply']})`);
+    t.ok((c['lighthouse.tx.HostPunchNotification'] ?? 0) >= 1, 'and told the queried host to punch');
+    t.ok((c['lighthouse.tx.other'] ?? 0) >= 2, 'each v2 update was acked (HostUpdateNotificationAck)');
+    t.same([c['lighthouse.dropped.wrong_vpn_ip'] ?? 0, c['lighthouse.dropped.invalid'] ?? 0], [0, 0], 'no v2 message refused');
+  });
+
+  await t.test('(c) a nebula-ts relay carries nebula-ts and Go 1.11.0, blocked from each other, on v2 tunnels', async (t) => {
+    // lht passes g3's relay (RelayVpnAddrs) on in its v2 answers, and t2 asks lht for the relay in v2.
+    t.ok(await mesh.pingUntilReply('t2', IP.g3, 20_000), 't2 -> g3: answered through the relay');
+    const s = await status(mesh, 't2');
+    t.equal(s.tunnels.find((x) => x.vpnIp === IP.g3)?.remote, `relay ${IP.lht}`, "t2's tunnel to g3 is relayed by lht");
+    const row = (await addrMap(mesh, 't2')).find((r) => r.vpnIp === IP.g3);
+    t.same(row?.addrs[IP.lht]?.relay, [IP.lht], 'g3 named lht as its relay, as lht answered');
+    const before = (await status(mesh, 'lht')).counters['routine.relay.forwarded'] ?? 0;
+    t.equal(await mesh.ping('t2', IP.g3, 10, 2), 10, 't2 -> g3: 10/10 pings');
+    const forwarded = ((await status(mesh, 'lht')).counters['routine.relay.forwarded'] ?? 0) - before;
+    t.ok(forwarded >= 20, `lht forwarded the 20 datagrams of those pings (${forwarded})`);
+    t.ok(await mesh.pingUntilReply('g3', IP.t2, 10_000), 'g3 -> t2: answered through the relay');
+  });
+
+  await t.test('(d) a Go 1.11.0 node reaches a nebula-ts node through the nebula-ts relay, on v2 tunnels', async (t) => {
+    // t2 cannot initiate (it knows nothing of g2): g2 is A, asking lht (v2) for the relay t2 reported (v2 update).
+    t.ok(await mesh.pingUntilReply('g2', IP.t2, 20_000), 'g2 -> t2: answered through the relay');
+    const s = await status(mesh, 't2');
+    t.equal(s.tunnels.find((x) => x.vpnIp === IP.g2)?.remote, `relay ${IP.lht}`, "t2's tunnel to g2 is relayed by lht");
+    const before = (await status(mesh, 'lht')).counters['routine.relay.forwarded'] ?? 0;
+    t.equal(await mesh.ping('g2', IP.t2, 5, 2), 5, 'g2 -> t2: 5/5 pings');
+    const forwarded = ((await status(mesh, 'lht')).counters['routine.relay.forwarded'] ?? 0) - before;
+    t.ok(forwarded >= 10, `lht forwarded the 10 datagrams of those pings (${forwarded})`);
+  });
+});
