@@ -30,6 +30,7 @@ import {
   type CertDetails,
 } from '../../src/shared/pki';
 import { marshalRawCert } from '../../src/shared/pki/cert-v1-wire';
+import { certToJsonValue, certToText } from '../../src/shared/pki/print';
 import { ProtoWriter } from '../../src/shared/protobuf';
 import { parseCidr } from '../../src/shared/util/ipv4';
 
@@ -211,4 +212,14 @@ t.test('bad input: unknown curves, wrong wire types, non-canonical encodings, br
   const blocking = loadCAPool(text('ca-111.crt'), NOW).pool;
   blocking.blocklistFingerprint('00'.repeat(32));
   t.throws(() => blocking.verify(junk, NOW), { message: 'certificate signature did not match' }, 'the blocklist check survives it');
+});
+
+t.test('print-cert (1.6.1\'s layout) shows a v1 P256 certificate\'s curve as Go 1.9 does', async (t) => {
+  const host = cert('host-193');
+  const p = printed('host-193');
+  const json = certToJsonValue(host) as { details: Record<string, unknown> };
+  t.same(Object.keys(json.details), ['curve', 'groups', 'ips', 'isCa', 'issuer', 'name', 'notAfter', 'notBefore', 'publicKey', 'subnets'], 'Go 1.9\'s keys, in its sorted order');
+  t.equal(json.details.curve, 'P256');
+  t.same(json.details.ips, p.details.networks);
+  t.match(certToText(host), /\t\tPublic key: 04[0-9a-f]{128}\n\t\tCurve: P256\n\t\}\n/, 'the Curve line follows the public key');
 });

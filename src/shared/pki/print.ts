@@ -1,7 +1,8 @@
 /**
  * `nebula-cert print` renderings of nebula 1.6.1: NebulaCertificate.String() and MarshalJSON(). JSON keys come out
  * sorted (Go marshals a map) and strings get Go's HTML-safe escaping, so output is byte-identical to Go's. A v2
- * certificate (or our own CertState, through its default certificate) is rendered as 1.11 renders a v2 one.
+ * certificate (or our own CertState, through its default certificate) is rendered as 1.11 renders a v2 one. A v1
+ * certificate of curve P256 (which 1.6.1 cannot hold) also shows its curve, as 1.7-1.9 print it.
  */
 import { CertificateV2View, type Certificate } from './certificate';
 import { CertState } from './cert-state';
@@ -36,6 +37,7 @@ export function certToText(cert: Certificate): string {
     `\t\tIs CA: ${d.isCA}\n` +
     `\t\tIssuer: ${d.issuer}\n` +
     `\t\tPublic key: ${d.publicKey.toString('hex')}\n` +
+    (cert.curve === 'P256' ? '\t\tCurve: P256\n' : '') +
     '\t}\n' +
     `\tFingerprint: ${cert.fingerprint()}\n` +
     `\tSignature: ${cert.signature.toString('hex')}\n` +
@@ -50,6 +52,7 @@ export function certToJsonValue(cert: Certificate): Record<string, unknown> {
   const d = cert.details;
   return {
     details: {
+      ...(cert.curve === 'P256' ? { curve: 'P256' } : {}),
       groups: [...d.groups],
       ips: d.ips.map(formatNet),
       isCa: d.isCA,
