@@ -105,13 +105,16 @@ export class DatapathContext {
 
   /**
    * Seals and queues `src[0..len)` on `t`; `countAs` (a counter index) is bumped once the socket has taken it.
-   * When the tunnel's counter space is spent nothing is queued and that is counted instead.
+   * When the tunnel's counter space is spent, or a relayed tunnel has no relay tunnel, nothing is queued and that is
+   * counted instead.
    */
   send(t: RoutineTunnel, type: number, subtype: number, src: Buffer, len: number, countAs: number): void {
     this.outbox.nextCountAs = countAs;
     if (sendOnTunnel(this.slots, t, type, subtype, src, 0, len, this.outbox)) return;
     this.outbox.nextCountAs = NO_COUNTER;
-    this.counters.inc(C['routine.dropped.counter_spent']);
+    // A relayed tunnel whose relay tunnel is gone (being re-made) cannot send either; that is not a spent counter.
+    const relayDown = t.via !== undefined && t.via.relayTunnel() === undefined;
+    this.counters.inc(relayDown ? C['routine.dropped.relay_down'] : C['routine.dropped.counter_spent']);
   }
 
   /**

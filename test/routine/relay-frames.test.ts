@@ -311,3 +311,13 @@ t.test('send.ts units: sendRelayFrame layout, and what is refused without sendin
   const inner = openFrame(relayKey, g)!;
   t.ok(gcmOpen(innerKey, parseHeader(g, 16).counter, inner.subarray(0, 16), inner.subarray(16))?.equals(datagram));
 });
+
+t.test('a relayed tunnel whose relay tunnel is gone sends nothing and counts relay_down, not counter_spent', async (t) => {
+  const x = trio();
+  x.a.datapath.control({ type: 'tunnelDown', localIndex: x.aToR.localIndex });
+  x.a.fromInside(packetAB('no way to R'));
+  t.same(x.a.takeSent(), [], 'nothing on the wire');
+  t.equal(x.a.counter('routine.dropped.relay_down'), 1);
+  t.equal(x.a.counter('routine.dropped.counter_spent'), 0);
+  t.equal(x.a.slots.sendCounter(x.aToB.slot), 2, 'no counter of the relayed tunnel was taken');
+});

@@ -50,6 +50,8 @@ export const COUNTER_NAMES = [
   'routine.dropped.unknown_host6',
   // sends refused because the tunnel's counter space is spent (it must be re-keyed; never a wrap)
   'routine.dropped.counter_spent',
+  // sends on a relayed tunnel while the tunnel to its relay host is gone
+  'routine.dropped.relay_down',
   // datagrams dropped because their tunnel slot's lock stayed taken past the spin limit (a stopped holder)
   'routine.dropped.slot_busy',
   // recvErrors not sent, handshakes not handed to the supervisor, because of the per-routine rate limits

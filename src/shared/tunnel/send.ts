@@ -52,12 +52,17 @@ export function sendOnTunnel(
   const counter = slots.nextCounter(t.slot);
   if (counter === COUNTER_SPENT) return false;
   const buf = out.buffer();
-  const { hi, lo } = splitCounter(counter);
-  writeHeader(buf, 0, type, subtype, t.remoteIndex, hi, lo);
-  const n = t.encrypt.encrypt(buf, HEADER_LEN, buf, 0, HEADER_LEN, src, srcOffset, len, counter);
-  out.commit(HEADER_LEN + n, t.remoteSockaddr);
+  const n = sealAt(buf, 0, t, type, subtype, counter, src, srcOffset, len);
+  out.commit(n, t.remoteSockaddr);
   slots.markTx(t.slot);
   return true;
+}
+
+/** Writes the header for `counter` at buf[at] and seals the payload after it; the datagram's length (header + sealed). */
+function sealAt(buf: Buffer, at: number, t: SendableTunnel, type: number, subtype: number, counter: number, src: Buffer, srcOffset: number, len: number): number {
+  const { hi, lo } = splitCounter(counter);
+  writeHeader(buf, at, type, subtype, t.remoteIndex, hi, lo);
+  return HEADER_LEN + t.encrypt.encrypt(buf, at + HEADER_LEN, buf, at, HEADER_LEN, src, srcOffset, len, counter);
 }
 
 /**
@@ -83,11 +88,9 @@ function sendRelayed(
   const outer = slots.nextCounter(relay.slot);
   if (outer === COUNTER_SPENT) return false;
   const buf = out.buffer();
-  const { hi, lo } = splitCounter(counter);
-  writeHeader(buf, HEADER_LEN, type, subtype, t.remoteIndex, hi, lo);
-  const n = t.encrypt.encrypt(buf, 2 * HEADER_LEN, buf, HEADER_LEN, HEADER_LEN, src, srcOffset, len, counter);
-  sealRelayFrame(buf, relay, via.remoteIndex, outer, HEADER_LEN + n);
-  out.commit(2 * HEADER_LEN + n + TAG_LEN, relay.remoteSockaddr);
+  const n = sealAt(buf, HEADER_LEN, t, type, subtype, counter, src, srcOffset, len);
+  sealRelayFrame(buf, relay, via.remoteIndex, outer, n);
+  out.commit(HEADER_LEN + n + TAG_LEN, relay.remoteSockaddr);
   slots.markTx(t.slot);
   slots.markTx(relay.slot);
   return true;
