@@ -8,7 +8,15 @@
  * nebula package; `perf` is optional (syscall counts).
  *
  *   npm run bench [-- --seconds 3 --reps 2 --ciphers aes,chachapoly --routines 1,2 --impls go,ts
- *                     --tests first,ping,tcp1,tcp1r,tcp4,tcp4r,udp --json out.json --baseline /other/checkout --quick]
+ *                     --tests first,ping,tcp1,tcp1r,tcp4,tcp4r,udp --json out.json --baseline /other/checkout --quick
+ *                     --metrics-reps 6 --scrape-ms 1000 --metrics-baseline endpoint|none --only table|metrics]
+ *
+ * Then the metrics cost (metrics-cost.ts, issue 11): nebula-ts with a Prometheus `stats` section, both gates
+ * (message_metrics, lighthouse_metrics) on and scraped every `--scrape-ms` (default 1000), against the same endpoint
+ * with the gates off, also scraped (`--metrics-baseline endpoint`, the default: what turning the gates on costs), or
+ * against nebula-ts without `stats` (`none`: what the endpoint costs at all) (aes, routines 1, TCP 1 stream and
+ * the UDP flood, `--metrics-reps` repetitions; 0 leaves it out). `--only table` runs only the side-by-side table, `--only metrics`
+ * only the metrics cost.
  *
  * `--baseline DIR` adds implementation `base`: nebula-ts run from DIR/dist (another build, e.g. before a change),
  * measured alternately with the current one. `mix` is a nebula-ts client with a Go server.
@@ -16,8 +24,10 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { SCRAPE_INTERVAL_MS, costTable, metricsCost } from './metrics-cost';
+import { runMetricsPhase } from './metrics-phase';
 import { run } from './probes';
-import { table, summarize, type RunRecord } from './report';
+import { runLine, table, summarize, type RunRecord } from './report';
 import { ALL_TESTS, runOnce, type Impl, type TestName } from './scenario';
 
 interface Options {
@@ -29,17 +39,25 @@ interface Options {
   tests: Set<TestName>;
   json?: string;
   baseline?: string;
+  /** Repetitions of the metrics-cost comparison (0: not run). */
+  metricsReps: number;
+  /** How often the metrics-cost comparison scrapes each node. */
+  scrapeMs: number;
+  /** The metrics-cost comparison's off arm: the endpoint with the gates off, or no `stats` at all. */
+  metricsBaseline: 'endpoint' | 'none';
+  /** Run only one of the two parts. */
+  only?: 'table' | 'metrics';
 }
 
 const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 
 function parse(argv: string[]): Options {
-  const o: Options = { seconds: 3, reps: 2, ciphers: ['aes', 'chachapoly'], routines: [1, 2], impls: ['go', 'ts'], tests: new Set(ALL_TESTS) };
+  const o: Options = { seconds: 3, reps: 2, ciphers: ['aes', 'chachapoly'], routines: [1, 2], impls: ['go', 'ts'], tests: new Set(ALL_TESTS), metricsReps: 6, scrapeMs: SCRAPE_INTERVAL_MS, metricsBaseline: 'endpoint' };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     const flag = argv[i]!;
     if (flag === '--quick') {
-      Object.assign(o, { reps: 1, ciphers: ['aes'], routines: [1] });
+      Object.assign(o, { reps: 1, ciphers: ['aes'], routines: [1], metricsReps: 1 });
       continue;
     }
     i++;
@@ -51,6 +69,15 @@ function parse(argv: string[]): Options {
     else if (flag === '--tests') o.tests = new Set(list(v).filter((t): t is TestName => (ALL_TESTS as readonly string[]).includes(t)));
     else if (flag === '--json') o.json = v;
     else if (flag === '--baseline') o.baseline = path.resolve(v ?? '.');
+    else if (flag === '--metrics-reps') o.metricsReps = Math.min(50, Math.max(0, Number(v)));
+    else if (flag === '--scrape-ms') o.scrapeMs = Math.min(60_000, Math.max(100, Number(v)));
+    else if (flag === '--metrics-baseline') {
+      if (v !== 'endpoint' && v !== 'none') throw new Error(`--metrics-baseline takes endpoint or none, got ${String(v)}`);
+      o.metricsBaseline = v;
+    } else if (flag === '--only') {
+      if (v !== 'table' && v !== 'metrics') throw new Error(`--only takes table or metrics, got ${String(v)}`);
+      o.only = v;
+    }
     else throw new Error(`unknown option ${flag}`);
   }
   if (o.baseline && !o.impls.includes('base')) o.impls.push('base');
@@ -87,7 +114,9 @@ async function main(): Promise<number> {
     process.stdout.write('The benchmark builds network namespaces: run it as root.\n');
     return 1;
   }
-  for (const cmd of ['nebula', 'iperf3', 'ping']) {
+  const doTable = o.only !== 'metrics';
+  // The metrics-cost part runs nebula-ts alone: Go nebula is needed only for the table.
+  for (const cmd of doTable ? ['nebula', 'iperf3', 'ping'] : ['iperf3', 'ping']) {
     if (!(await has(cmd))) {
       process.stdout.write(`The benchmark needs ${cmd} (apt-get install nebula iperf3 iputils-ping).\n`);
       return 1;
@@ -99,13 +128,15 @@ async function main(): Promise<number> {
   );
   const impls = o.impls.map((l) => implFor(l, o));
   const load0 = os.loadavg();
+  const machine = `MTU 1300, ${os.cpus().length} CPUs, load average ${load0.map((l) => l.toFixed(1)).join(' ')}`;
   process.stdout.write(
-    `nebula-ts vs Go nebula 1.6.1: ${o.reps} repetition(s) x ${o.seconds} s, ciphers ${o.ciphers.join(',')}, routines ${o.routines.join(',')}, ` +
-      `implementations ${o.impls.join(',')}, MTU 1300, ${os.cpus().length} CPUs, load average ${load0.map((l) => l.toFixed(1)).join(' ')}` +
-      `${perf ? '' : ' (no usable perf: no syscall counts)'}\n`,
+    doTable
+      ? `nebula-ts vs Go nebula 1.6.1: ${o.reps} repetition(s) x ${o.seconds} s, ciphers ${o.ciphers.join(',')}, routines ${o.routines.join(',')}, ` +
+          `implementations ${o.impls.join(',')}, ${machine}${perf ? '' : ' (no usable perf: no syscall counts)'}\n`
+      : `metrics cost only: ${o.seconds} s per test, ${machine}\n`,
   );
   const runs: RunRecord[] = [];
-  for (let rep = 0; rep < o.reps; rep++) {
+  for (let rep = 0; doTable && rep < o.reps; rep++) {
     for (const cipher of o.ciphers) {
       for (const routines of o.routines) {
         // A/B then B/A: neither implementation always runs first (warmer caches, a load that drifts).
@@ -118,25 +149,34 @@ async function main(): Promise<number> {
             rec.error = err instanceof Error ? err.message : String(err);
           }
           runs.push(rec);
-          const shown = Object.entries(rec.metrics).map(([k, v]) => `${k}=${Number(v.toPrecision(4))}`).join(' ');
-          process.stdout.write(`  rep ${rep + 1} ${impl.label} ${cipher} routines ${routines} (load ${rec.load1.toFixed(1)}): ${rec.error ? `FAILED: ${rec.error.split('\n')[0]}` : shown}\n`);
+          process.stdout.write(runLine(rec));
         }
       }
     }
   }
   const summary = summarize(runs.filter((r) => !r.error));
+  const doMetrics = o.only !== 'table' && o.metricsReps > 0;
+  const baseline = o.metricsBaseline === 'endpoint' ? 'prometheus with both gates off' : 'nebula-ts without stats';
+  if (doMetrics) process.stdout.write(`\nmetrics cost: ${baseline} vs prometheus with message_metrics and lighthouse_metrics, scraped every ${o.scrapeMs} ms (aes, routines 1), ${o.metricsReps} repetition(s)\n`);
+  const metricsRuns = doMetrics ? await runMetricsPhase({ reps: o.metricsReps, seconds: o.seconds, root: path.resolve(__dirname, '..', '..'), scrapeIntervalMs: o.scrapeMs, baseline: o.metricsBaseline, write: (t) => process.stdout.write(t) }) : [];
+  const cost = metricsCost(metricsRuns);
   const load1 = os.loadavg();
-  for (const routines of o.routines) {
+  for (const routines of doTable ? o.routines : []) {
     process.stdout.write(`\nroutines ${routines}, medians of ${o.reps}; ratios > 1 are better than ${o.impls[0]}:\n\n`);
     process.stdout.write(table(summary, o.impls, o.ciphers, routines) + '\n');
   }
+  if (doMetrics) {
+    const loads = metricsRuns.map((r) => r.load1);
+    process.stdout.write(`\nmetrics cost, medians of ${o.metricsReps} (load ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}); cost > 0 means slower or dearer with metrics on:\n\n`);
+    process.stdout.write(costTable(cost) + '\n');
+  }
   process.stdout.write(`\nload average at the end: ${load1.map((l) => l.toFixed(1)).join(' ')}\n`);
   if (o.json) {
-    const doc = { date: new Date().toISOString(), kernel: os.release(), cpus: os.cpus().length, loadavgStart: load0, loadavgEnd: load1, options: { ...o, tests: [...o.tests] }, runs, summary };
+    const doc = { date: new Date().toISOString(), kernel: os.release(), cpus: os.cpus().length, loadavgStart: load0, loadavgEnd: load1, options: { ...o, tests: [...o.tests] }, runs, summary, metricsCost: { runs: metricsRuns, rows: cost } };
     writeFileSync(o.json, JSON.stringify(doc, null, 2) + '\n');
     process.stdout.write(`results written to ${o.json}\n`);
   }
-  return runs.some((r) => r.error) ? 2 : 0;
+  return [...runs, ...metricsRuns].some((r) => r.error) ? 2 : 0;
 }
 
 main().then(

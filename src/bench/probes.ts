@@ -1,9 +1,13 @@
 /**
- * The traffic the benchmark measures, run inside a testbed mesh's namespaces: iperf3 TCP and UDP, ping, and a
- * `perf stat` syscall counter over a node's processes. Each probe is bounded in time and returns numbers, not text.
+ * The traffic the benchmark measures, run inside a testbed mesh's namespaces: iperf3 TCP and UDP, ping, a
+ * `perf stat` syscall counter over a node's processes, and a Prometheus scraper (metrics-scraper.ts). Each probe is
+ * bounded in time and returns numbers, not text.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import type { Mesh } from '../testbed/netns-mesh';
+import { nodeCommand } from '../testbed/runner-hooks';
+import type { ScrapeSummary } from './metrics-scraper';
 
 export function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -127,4 +131,43 @@ export async function dropCounters(mesh: Mesh, name: string, underlayPort = 4242
   const values = udp[1]?.split(/\s+/) ?? [];
   const rcvbuf = names.indexOf('RcvbufErrors');
   return { tunTxDropped: Number(lines[0]) || 0, underlayDrops, udpRcvbufErrors: rcvbuf > 0 ? Number(values[rcvbuf]) : 0 };
+}
+
+export interface Scraper {
+  /** Stops scraping and returns what the scraper saw. */
+  stop(): Promise<ScrapeSummary>;
+}
+
+/**
+ * Starts `metrics-scraper.js` inside node `name`'s namespace, GETting `url` every `intervalMs`; resolves once it
+ * scrapes. Its own CPU is not part of the node's process tree.
+ */
+export async function startScraper(mesh: Mesh, name: string, url: string, intervalMs: number): Promise<Scraper> {
+  const script = path.join(__dirname, 'metrics-scraper.js');
+  const proc = spawn('ip', ['netns', 'exec', mesh.node(name).ns, ...nodeCommand(), script, url, String(intervalMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  // 'close', not 'exit': after 'exit' the summary may still be in the pipe.
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`metrics scraper in ${name} did not start`)), 10_000);
+    void exited.then((code) => reject(new Error(`metrics scraper in ${name} exited (${code}): ${err.trim()}`)));
+    proc.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.startsWith('scraping\n')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+  return {
+    async stop() {
+      proc.kill('SIGTERM');
+      await exited;
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (!line) throw new Error(`metrics scraper in ${name} printed no summary: ${err.trim()}`);
+      return JSON.parse(line) as ScrapeSummary;
+    },
+  };
 }

@@ -101,3 +101,9 @@ export function table(summary: readonly SummaryRow[], impls: readonly string[], 
   }
   return lines.join('\n');
 }
+
+/** One run as the progress line the benchmark prints while it goes. */
+export function runLine(rec: RunRecord): string {
+  const shown = Object.entries(rec.metrics).map(([k, v]) => `${k}=${Number(v.toPrecision(4))}`).join(' ');
+  return `  rep ${rec.rep + 1} ${rec.impl} ${rec.cipher} routines ${rec.routines} (load ${rec.load1.toFixed(1)}): ${rec.error ? `FAILED: ${rec.error.split('\n')[0]}` : shown}\n`;
+}

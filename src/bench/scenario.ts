@@ -5,7 +5,8 @@
  */
 import { Mesh, type NodeKind } from '../testbed/netns-mesh';
 import { cpuSeconds, processTree, rssBytes, schedNs } from './proc-stats';
-import { countSyscalls, dropCounters, firstPing, pingRtt, startIperfServer, tcp, udpFlood } from './probes';
+import { GATED_SERIES, SCRAPE_URL, metricsStatsConfig } from './metrics-cost';
+import { countSyscalls, dropCounters, firstPing, pingRtt, startIperfServer, startScraper, tcp, udpFlood, type Scraper } from './probes';
 
 export type TestName = 'first' | 'ping' | 'tcp1' | 'tcp1r' | 'tcp4' | 'tcp4r' | 'udp';
 export const ALL_TESTS: readonly TestName[] = ['first', 'ping', 'tcp1', 'tcp1r', 'tcp4', 'tcp4r', 'udp'];
@@ -18,6 +19,11 @@ export interface Impl {
   server: NodeKind;
   /** Project root whose dist/ the nebula-ts nodes run. */
   root: string;
+  /**
+   * nebula-ts nodes get a Prometheus `stats` section (metrics-cost.ts): 'gates-on' with message_metrics and
+   * lighthouse_metrics, 'gates-off' without them (the endpoint alone). Absent: no `stats` section.
+   */
+  stats?: 'gates-on' | 'gates-off';
 }
 
 export interface RunSpec {
@@ -28,6 +34,11 @@ export interface RunSpec {
   tests: ReadonlySet<TestName>;
   /** Syscall counts with perf (when it works here). */
   perf: boolean;
+  /**
+   * Scrape each node's metrics endpoint this often from the tunnel's start to the end of the measurements, and
+   * measure the supervisors' CPU over that window (the metrics-cost comparison; both of its arms scrape).
+   */
+  scrapeIntervalMs?: number;
 }
 
 /** Metric name -> value; a metric a run did not measure is absent. */
@@ -40,6 +51,7 @@ export async function runOnce(spec: RunSpec): Promise<Metrics> {
   const { impl, seconds, tests } = spec;
   const m: Metrics = {};
   const mesh = new Mesh({ projectRoot: impl.root, cipher: spec.cipher });
+  let scrape: ScrapeWindow | undefined;
   try {
     await mesh.init();
     for (const [name, ip, kind] of [
@@ -47,7 +59,8 @@ export async function runOnce(spec: RunSpec): Promise<Metrics> {
       ['server', SERVER, impl.server],
     ] as const) {
       // Go 1.6.1 and nebula-ts read the same `routines` key; nebula-ts' testbed sets it from the spec.
-      await mesh.add({ name, kind, overlayIp: ip, routines: kind === 'ts' ? spec.routines : undefined, config: kind === 'go' ? { routines: spec.routines } : {} });
+      const config = kind === 'go' ? { routines: spec.routines } : impl.stats ? { stats: metricsStatsConfig(impl.stats === 'gates-on') } : {};
+      await mesh.add({ name, kind, overlayIp: ip, routines: kind === 'ts' ? spec.routines : undefined, config });
     }
     mesh.writeConfigs();
     await mesh.start('server');
@@ -55,6 +68,7 @@ export async function runOnce(spec: RunSpec): Promise<Metrics> {
     if (tests.has('first')) m.first_ping_ms = await firstPing(mesh, 'client', SERVER);
     if (!(await mesh.pingUntilReply('client', SERVER, 15_000))) throw new Error(`${impl.label}: no tunnel`);
     const trees = (): number[] => [mesh.node('client'), mesh.node('server')].flatMap((n) => processTree(n.process!.pid!));
+    if (spec.scrapeIntervalMs) scrape = await startScrapeWindow(mesh, spec.scrapeIntervalMs, trees);
     if (tests.has('ping')) {
       const p = await pingRtt(mesh, 'client', SERVER, 100, 0.01);
       m.ping_rtt_ms = p.medianMs;
@@ -98,9 +112,67 @@ export async function runOnce(spec: RunSpec): Promise<Metrics> {
     } finally {
       iperf.stop();
     }
+    if (scrape) Object.assign(m, await scrape.stop(impl.stats));
     m.rss_mib = (rssBytes(processTree(mesh.node('client').process!.pid!)) + rssBytes(processTree(mesh.node('server').process!.pid!))) / 2 / (1 << 20);
     return m;
   } finally {
+    await scrape?.close();
     await mesh.destroy();
   }
+}
+
+/**
+ * A scraper per node, and the CPU the nodes use while it runs: the supervisors' (the process each node was started
+ * as: `ip netns exec` execs it), where the endpoint serves, and the whole trees'. `stop(stats)` throws when a run
+ * with an endpoint had a failed scrape, or its series do not match the gates (present with 'gates-on', absent with
+ * 'gates-off'): such a run would not measure what it claims.
+ */
+interface ScrapeWindow {
+  stop(stats: Impl['stats']): Promise<Metrics>;
+  /** Ends any scraper still running (after a failed run); harmless after stop(). */
+  close(): Promise<void>;
+}
+
+async function startScrapeWindow(mesh: Mesh, intervalMs: number, trees: () => number[]): Promise<ScrapeWindow> {
+  const names = ['client', 'server'];
+  const supervisors = names.map((n) => mesh.node(n).process!.pid!);
+  const scrapers: Scraper[] = [];
+  const close = async (): Promise<void> => void (await Promise.all(scrapers.map((s) => s.stop().catch(() => undefined))));
+  try {
+    for (const n of names) scrapers.push(await startScraper(mesh, n, SCRAPE_URL, intervalMs));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const t0 = process.hrtime.bigint();
+  const sup0 = cpuSeconds(supervisors);
+  const all0 = cpuSeconds(trees());
+  return {
+    close,
+    async stop(stats) {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const m: Metrics = {
+        supervisor_cpu_ms_per_s: ((cpuSeconds(supervisors) - sup0) * 1000) / seconds,
+        nodes_cpu_ms_per_s: ((cpuSeconds(trees()) - all0) * 1000) / seconds,
+      };
+      const seen = await Promise.all(scrapers.map((s) => s.stop()));
+      const ok = seen.filter((s) => s.ok > 0);
+      m.scrapes_per_node = seen.reduce((a, s) => a + s.ok, 0) / seen.length;
+      m.scraper_cpu_ms_per_s = seen.reduce((a, s) => a + s.cpuMs, 0) / seconds;
+      if (ok.length > 0) {
+        m.scrape_kib = ok.reduce((a, s) => a + s.meanBytes, 0) / ok.length / 1024;
+        m.scrape_ms = ok.reduce((a, s) => a + s.medianMs, 0) / ok.length;
+      }
+      if (stats !== undefined) {
+        for (const [i, s] of seen.entries()) {
+          const wrong = GATED_SERIES.filter((name) => s.series.includes(name) !== (stats === 'gates-on'));
+          if (s.ok === 0 || s.failed > 0 || wrong.length > 0) {
+            const what = stats === 'gates-on' ? 'missing' : 'present with the gates off';
+            throw new Error(`${names[i]}: ${s.ok} scrapes ok, ${s.failed} failed${wrong.length > 0 ? `, series ${what}: ${wrong.join(', ')}` : ''}`);
+          }
+        }
+      }
+      return m;
+    },
+  };
 }

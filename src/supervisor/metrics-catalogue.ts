@@ -91,14 +91,27 @@ function sharedCounterShown(o: MetricsOptions, name: string): boolean {
   return true;
 }
 
-function supervisorTotal(src: MetricsSource, name: string): number {
-  for (const [k, v] of src.supervisorCounters()) if (k === name) return v;
-  return 0;
+/**
+ * `fn`'s value, computed at most once per turn of the event loop. A scrape reads every series in one turn (each
+ * gauge's collect in turn), so a group of series read from one source (the host map gauges, whose conntrack count
+ * scans the whole table; one socket's SO_MEMINFO) costs one read per scrape instead of one per series.
+ */
+function oncePerTurn<T>(fn: () => T): () => T {
+  let cached: { value: T } | undefined;
+  return () => {
+    if (cached === undefined) {
+      cached = { value: fn() };
+      setImmediate(() => (cached = undefined));
+    }
+    return cached.value;
+  };
 }
 
 /** Every series the node exports under `o`, in a stable order. */
 export function metricDefinitions(o: MetricsOptions, src: MetricsSource): MetricDef[] {
   const defs: MetricDef[] = [];
+  const gauges = oncePerTurn(() => src.gauges());
+  const supervisorCounters = oncePerTurn(() => new Map(src.supervisorCounters()));
   for (const name of COUNTER_NAMES) {
     if (name.startsWith('routine.') || !sharedCounterShown(o, name)) continue;
     defs.push({ kind: 'counter', name, read: () => src.counterTotal(C[name], name) });
@@ -107,13 +120,14 @@ export function metricDefinitions(o: MetricsOptions, src: MetricsSource): Metric
   if (o.stats.message_metrics && o.punch) supervisorOnly.push('messages.tx.punchy');
   if (o.stats.lighthouse_metrics) supervisorOnly.push(...LIGHTHOUSE_METRICS);
   supervisorOnly.push(...EXTRA_NAMES.filter((n) => !(COUNTER_NAMES as readonly string[]).includes(n)));
-  for (const name of supervisorOnly) defs.push({ kind: 'counter', name, read: () => supervisorTotal(src, name) });
+  for (const name of supervisorOnly) defs.push({ kind: 'counter', name, read: () => supervisorCounters().get(name) ?? 0 });
 
-  for (const name of Object.keys(src.gauges())) defs.push({ kind: 'gauge', name, read: () => src.gauges()[name] ?? 0 });
+  for (const name of Object.keys(src.gauges())) defs.push({ kind: 'gauge', name, read: () => gauges()[name] ?? 0 });
   // As 1.6.1 on Linux: registered only when the kernel answers SO_MEMINFO.
   if (src.udpSockets > 0 && src.udpMemInfo(0) !== undefined) {
     for (let i = 0; i < src.udpSockets; i++) {
-      SK_MEMINFO_FIELDS.forEach((field, j) => defs.push({ kind: 'gauge', name: `udp.${i}.${field}`, read: () => src.udpMemInfo(i)?.[j] ?? 0 }));
+      const memInfo = oncePerTurn(() => src.udpMemInfo(i));
+      SK_MEMINFO_FIELDS.forEach((field, j) => defs.push({ kind: 'gauge', name: `udp.${i}.${field}`, read: () => memInfo()?.[j] ?? 0 }));
     }
   }
   defs.push({ kind: 'histogram', name: 'handshakes', read: () => src.handshakes() });
