@@ -34,6 +34,7 @@ import { SharedRegion } from './shared-region';
 import type { StaticHosts } from './static-hosts';
 import { Tunnels } from './tunnels';
 import { Underlay } from './underlay';
+import { VpnAddrBook } from './vpn-addr-book';
 
 /** What start() builds, in the order it builds it. */
 export interface Running {
@@ -78,6 +79,8 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
     inside.close();
     throw err;
   }
+  // Which host an address a peer names belongs to (a Go 1.11 peer may name a host by its IPv6 VPN address).
+  const vpnAddrs = new VpnAddrBook({ vpnIp: live.vpnIp, networks: () => live.pki.cert.myNetworks });
   const lighthouse = new Lighthouse({
     log,
     counters,
@@ -88,6 +91,7 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
     capacity: 4 * region.capacities.tunnels,
     hasTunnel: (ip) => hostmap.get(ip) !== undefined,
     sendMeta: (ip, payload) => metaSender.send(ip, TYPE_LIGHTHOUSE, 0, payload, 'messages.tx.lighthouse'),
+    addrs: vpnAddrs,
   });
   lighthouse.setStaticHosts(staticHosts);
   const metaSender = new MetaSender({
@@ -110,12 +114,14 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
     remoteAllowList,
     events: {
       up: (h) => {
+        vpnAddrs.tunnelUp(h.vpnIp, h.cert.networks);
         if (!h.relay) lighthouse.learned(h.vpnIp, { ip: h.remoteIp, port: h.remotePort });
         metaSender.tunnelUp(h);
         dnsRecords?.add(h.cert.details.name, h.vpnIp, dnsCertText(h.cert));
       },
       down: (h, replaced) => {
         if (replaced) return;
+        vpnAddrs.tunnelGone(h.vpnIp);
         lighthouse.tunnelGone(h.vpnIp);
         dnsRecords?.remove(h.vpnIp);
         relays.tunnelGone(h.vpnIp);
@@ -166,6 +172,7 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
     config: () => live.config,
     useRelays: cfg.relay.use_relays && !cfg.relay.am_relay,
     relaysFor: (ip) => lighthouse.relaysFor(ip),
+    vpnIpOf: (a) => vpnAddrs.vpnIpOf(a),
     tunnelTo: (ip) => hostmap.get(ip),
     startHandshake: (ip) => handshakes.start(ip),
     sendControl: (ip, payload) => metaSender.send(ip, TYPE_CONTROL, 0, payload, 'messages.tx.other'),

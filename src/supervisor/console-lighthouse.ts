@@ -3,11 +3,14 @@
  * - `list-lighthouse-addrmap [-json|-pretty]`: every host of the address map, sorted by VPN IP (as text, so
  *   10.0.0.10 sorts before 10.0.0.2, as Go's strings.Compare does); per owner (who told us) the learned and
  *   reported addresses and the relays: `{"vpnIp": ..., "addrs": {"<owner>": {"learned": [{ip, port}], "reported":
- *   [...], "relay": [...]}}}`; as text, one line per host: `<vpnIp>: <addrs as JSON>`.
+ *   [...], "relay": [...]}}}`; as text, one line per host: `<vpnIp>: <addrs as JSON>`. As Go 1.10+ keys its map by
+ *   every address of a host's certificate, a host we have a tunnel to is listed under each of them (its IPv6 VPN
+ *   addresses too, in Go's text form), each row the same entry.
  * - `query-lighthouse <vpn-ip>`: asks the lighthouses (as a handshake would) and prints what we know now, as the
  *   same per-owner map, or null.
  */
 import type { ParsedArgs } from '../shared/console-commands';
+import { formatAddr } from '../shared/pki/v2/prefix';
 import { formatIPv4, parseIPv4 } from '../shared/util/ipv4';
 import type { Endpoint } from '../shared/util/endpoint';
 import { ConsoleError, type ConsoleHandler } from './console';
@@ -15,7 +18,7 @@ import { goJson } from './console-views';
 import type { Lighthouse } from './lighthouse';
 import type { RemoteList } from './remote-list';
 
-type LighthouseView = Pick<Lighthouse, 'entries' | 'queryServer'>;
+type LighthouseView = Pick<Lighthouse, 'entries' | 'queryServer' | 'networksOf'>;
 
 interface CacheJson {
   learned?: Array<{ ip: string; port: number }>;
@@ -40,7 +43,12 @@ export function cacheMapJson(list: RemoteList): Record<string, CacheJson> {
 }
 
 export function addrMapJson(lh: LighthouseView): Array<{ vpnIp: string; addrs: Record<string, CacheJson> }> {
-  const rows = [...lh.entries()].map(([ip, list]) => ({ vpnIp: formatIPv4(ip), addrs: cacheMapJson(list) }));
+  const rows: Array<{ vpnIp: string; addrs: Record<string, CacheJson> }> = [];
+  for (const [ip, list] of lh.entries()) {
+    const addrs = cacheMapJson(list);
+    const names = new Set([formatIPv4(ip), ...(lh.networksOf(ip) ?? []).map((n) => formatAddr(n.addr))]);
+    for (const vpnIp of names) rows.push({ vpnIp, addrs });
+  }
   return rows.sort((a, b) => (a.vpnIp < b.vpnIp ? -1 : a.vpnIp > b.vpnIp ? 1 : 0));
 }
 

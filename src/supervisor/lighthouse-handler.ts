@@ -11,17 +11,20 @@
  * lighthouse did not vouch for, and every list taken from a message is capped.
  *
  * Both generations of the message are read (meta-version.ts: the subject is VpnIp when non-zero, else VpnAddr; a
- * message naming neither is malformed, counted as invalid; an IPv6 VPN address, which the IPv4 overlay cannot use,
- * is counted as invalid too). Answers follow Go 1.10+: a HostQueryReply in the version the query was asked in, a
- * HostPunchNotification for the certificate version of the tunnel to the host it goes to, and a v2 update gets the
- * blank HostUpdateNotificationAck 1.10+ sends (a v1 update none, as a 1.6.1 lighthouse).
+ * message naming neither is malformed, counted as invalid). A v2 message may name a host by any address of its
+ * certificate (Go 1.11 asks about the IPv6 VPN address it pinged): that is mapped to the host's IPv4 VPN IP, the key
+ * of the address map (Lighthouse.vpnIpOf: our own addresses and those of the hosts we have tunnels to); an IPv6
+ * address of no such host is counted as invalid. Answers follow Go 1.10+: a HostQueryReply in the version the query
+ * was asked in, naming the host as the query did; a HostPunchNotification for the certificate version of the tunnel
+ * to the host it goes to, naming the querier by its address in one of that host's networks (findNetworkUnion); and
+ * a v2 update gets the blank HostUpdateNotificationAck 1.10+ sends (a v1 update none, as a 1.6.1 lighthouse).
  */
 import type { Logger } from '../shared/log';
 import { ProtobufError } from '../shared/protobuf';
 import type { CertVersion } from '../shared/pki/certificate';
 import { decodeMeta, encodeMeta, emptyMetaDetails, MetaType, type NebulaMetaDetails } from '../shared/protocol/lighthouse';
 import { metaDetailsFor, metaRelays, metaSubject } from '../shared/protocol/meta-version';
-import { formatAddr } from '../shared/protocol/vpn-addr';
+import { addrOfBytes, formatAddr, type VpnAddr } from '../shared/protocol/vpn-addr';
 import type { Endpoint } from '../shared/util/endpoint';
 import { formatIPv4 } from '../shared/util/ipv4';
 import type { SupervisorCounters } from './counters';
@@ -29,6 +32,7 @@ import type { Lighthouse } from './lighthouse';
 import { LIGHTHOUSE_DROPS, lighthouseCounter } from './lighthouse-metrics';
 import type { MetaPayload } from './meta-sender';
 import { MAX_REMOTES, type OwnerCache } from './remote-list';
+import { findNetworkUnion } from './vpn-addr-book';
 
 /** Go's fixed wait before a punch-back test request. */
 export const PUNCH_BACK_DELAY_MS = 5000;
@@ -92,12 +96,28 @@ export class LighthouseHandler {
     const theirs = lh.entries().get(wanted)?.ownedBy(wanted);
     if (!theirs) return;
     env.counters.inc(lighthouseCounter('tx', MetaType.HostQueryReply));
-    env.sendMeta(from, encodeMeta({ type: MetaType.HostQueryReply, details: answer(q.version, wanted, theirs) }));
+    // Named as asked (Go echoes queryVpnAddr): the querier's pending handshake is keyed by that address.
+    env.sendMeta(from, encodeMeta({ type: MetaType.HostQueryReply, details: answer(q.version, wanted, theirs, q.addr) }));
     const querier = lh.entries().get(from)?.ownedBy(from);
     if (!querier) return;
     env.counters.inc(lighthouseCounter('tx', MetaType.HostPunchNotification));
-    const punch = (v: CertVersion): Buffer => encodeMeta({ type: MetaType.HostPunchNotification, details: answer(v, from, querier) });
+    const where = this.punchAddress(from, wanted);
+    const punch = (v: CertVersion): Buffer => encodeMeta({ type: MetaType.HostPunchNotification, details: answer(v, from, querier, where) });
     env.sendMeta(wanted, punch);
+  }
+
+  /**
+   * Go's sendHostPunchNotification: the querier is named by its first address that lies in one of the queried
+   * host's networks (so the queried host knows it by an address of its own overlay), else by its VPN IP.
+   */
+  private punchAddress(querier: number, target: number): VpnAddr | undefined {
+    const lh = this.env.lighthouse;
+    const targetNetworks = lh.networksOf(target);
+    const querierAddrs = lh.networksOf(querier)?.map((n) => n.addr);
+    if (!targetNetworks || !querierAddrs) return undefined;
+    const union = findNetworkUnion(targetNetworks, querierAddrs);
+    if (!union) this.env.log.debug('unable to punch to host, no addresses in common', { vpnIp: formatIPv4(target) });
+    return union ? addrOfBytes(union) : undefined;
   }
 
   private hostUpdate(from: number, d: NebulaMetaDetails): void {
@@ -105,7 +125,8 @@ export class LighthouseHandler {
     if (!lh.amLighthouse) return this.drop('notServing', 'I am not a lighthouse, do not take host updates', from);
     // Not metaSubject: a v2 update names nobody. A named host must be the sender (v1 always names it).
     const named = metaSubject(d);
-    if (named && named.ipv4 !== from) return this.drop('wrongVpnIp', 'Host sent invalid update', from, { answer: formatAddr(named.addr) });
+    // Any address of the sender's certificate names the sender (Go: slices.Contains(fromVpnAddrs, detailsVpnAddr)).
+    if (named && lh.vpnIpOf(named.addr) !== from) return this.drop('wrongVpnIp', 'Host sent invalid update', from, { answer: formatAddr(named.addr) });
     this.store(from, from, d);
     if (named?.version === 1) return;
     this.env.counters.inc(lighthouseCounter('tx', MetaType.HostUpdateNotificationAck));
@@ -146,18 +167,22 @@ export class LighthouseHandler {
     }
   }
 
-  /** The IPv4 host a message is about, in the version it was written in; counted as invalid when there is none. */
-  private subject(from: number, d: NebulaMetaDetails, what: string): { ip: number; version: CertVersion } | undefined {
+  /**
+   * The host a message is about (its VPN IP, the map's key), in the version it was written in and the address it was
+   * named by; counted as invalid when it names none, or an IPv6 address of no host we know.
+   */
+  private subject(from: number, d: NebulaMetaDetails, what: string): { ip: number; version: CertVersion; addr: VpnAddr } | undefined {
     const s = metaSubject(d);
     if (!s) {
       this.drop('invalid', what, from);
       return undefined;
     }
-    if (s.ipv4 === undefined) {
-      this.drop('invalid', `${what}: an IPv6 VPN address, the nebula-ts overlay is IPv4`, from, { vpnAddr: formatAddr(s.addr) });
+    const ip = this.env.lighthouse.vpnIpOf(s.addr);
+    if (ip === undefined) {
+      this.drop('invalid', `${what}: an IPv6 VPN address of no host we have a tunnel to`, from, { vpnAddr: formatAddr(s.addr) });
       return undefined;
     }
-    return { ip: s.ipv4, version: s.version };
+    return { ip, version: s.version, addr: s.addr };
   }
 
   /** What `owner` told us about `vpnIp`, filtered as Go filters (remote allow list, not inside our network). */
@@ -167,8 +192,8 @@ export class LighthouseHandler {
       .slice(0, MAX_REMOTES)
       .map((a) => ({ ip: a.ip >>> 0, port: a.port & 0xffff }))
       .filter((e) => lh.shouldAdd(vpnIp, e.ip));
-    const { relays, ignored } = metaRelays(d);
-    if (ignored > 0) this.env.log.debug('Ignored IPv6 relays: the nebula-ts overlay is IPv4', { vpnIp: formatIPv4(vpnIp), ignored });
+    const { relays, ignored } = metaRelays(d, (a) => lh.vpnIpOf(a));
+    if (ignored > 0) this.env.log.debug('Ignored relays named by an IPv6 VPN address of no host we have a tunnel to', { vpnIp: formatIPv4(vpnIp), ignored });
     lh.listFor(vpnIp).setReported(owner, v4, d.ip6AndPorts, relays);
   }
 
@@ -179,11 +204,11 @@ export class LighthouseHandler {
 }
 
 /**
- * A reply's details for a message of `version`: the host's learned address first, then what it reported, and its
- * relays (Go's coalesceAnswers).
+ * A reply's details for a message of `version` about `vpnIp` (named in v2 as `vpnAddr` when given): the host's
+ * learned address first, then what it reported, and its relays (Go's coalesceAnswers).
  */
-function answer(version: CertVersion, vpnIp: number, c: Readonly<OwnerCache>): NebulaMetaDetails {
+function answer(version: CertVersion, vpnIp: number, c: Readonly<OwnerCache>, vpnAddr?: VpnAddr): NebulaMetaDetails {
   const ip4AndPorts = [...(c.learned ? [c.learned] : []), ...c.reported];
   const ip6AndPorts = [...(c.learned6 ? [c.learned6] : []), ...c.reported6];
-  return metaDetailsFor(version, { vpnIp, ip4AndPorts, ip6AndPorts, relays: c.relays });
+  return metaDetailsFor(version, { vpnIp, ...(vpnAddr ? { vpnAddr } : {}), ip4AndPorts, ip6AndPorts, relays: c.relays });
 }

@@ -14,6 +14,8 @@
  * - Queries and updates are written per lighthouse for the certificate version of the tunnel to it (meta-version.ts;
  *   Go 1.10+'s innerQueryServer / SendUpdate): v1 as 1.6.1 writes them, v2 with VpnAddr / RelayVpnAddrs (and no
  *   VpnAddr at all in an update). They are built when the tunnel is known (meta-sender.ts).
+ * - The map is keyed by IPv4 VPN IP; a message naming a host by another address of its certificate (a Go 1.11 peer
+ *   asking about the IPv6 VPN address it pinged) is mapped to that key through `vpnIpOf` (vpn-addr-book.ts).
  * Messages are acted on in lighthouse-handler.ts; everything is read from the live config at each use, so the
  * reloadable keys (hosts, advertise_addrs, allow lists, relays, punchy) apply on reload; `reloaded()` restarts the
  * update timer when `lighthouse.interval` changed.
@@ -24,6 +26,8 @@ import type { Logger } from '../shared/log';
 import type { CertVersion } from '../shared/pki/certificate';
 import { encodeMeta, MetaType, type Ip4AndPort } from '../shared/protocol/lighthouse';
 import { metaDetailsFor } from '../shared/protocol/meta-version';
+import type { VpnAddr } from '../shared/protocol/vpn-addr';
+import type { IpPrefix } from '../shared/pki/v2/prefix';
 import type { Endpoint } from '../shared/util/endpoint';
 import { formatIPv4, netContains, parseCidr, parseIPv4, type IPv4Net } from '../shared/util/ipv4';
 import { lighthouseCounter } from './lighthouse-metrics';
@@ -32,6 +36,7 @@ import type { MetaPayload } from './meta-sender';
 import { RemoteList } from './remote-list';
 import type { SupervisorCounters } from './counters';
 import type { StaticHosts } from './static-hosts';
+import type { VpnAddrLookup } from './vpn-addr-book';
 
 /** A host is queried again at most this often (Go queries on every handshake attempt that has ≤ 1 address). */
 export const QUERY_INTERVAL_MS = 1000;
@@ -51,6 +56,8 @@ export interface LighthouseEnv {
   hasTunnel(vpnIp: number): boolean;
   /** Sends a lighthouse message to `vpnIp` over its tunnel, handshaking first when there is none. */
   sendMeta(vpnIp: number, payload: MetaPayload): void;
+  /** Which host an address names, and each host's certificate networks (ours and the tunnelled hosts'). */
+  addrs: VpnAddrLookup;
 }
 
 export class Lighthouse {
@@ -106,6 +113,16 @@ export class Lighthouse {
   /** The whole map, for nebula-ctl list-lighthouse-addrmap. */
   entries(): ReadonlyMap<number, RemoteList> {
     return this.map;
+  }
+
+  /** The VPN IP of the host `a` names (any address of its certificate), or undefined for an unknown IPv6 one. */
+  vpnIpOf(a: VpnAddr): number | undefined {
+    return this.env.addrs.vpnIpOf(a);
+  }
+
+  /** The networks of the certificate of `vpnIp` (ours, or a host we have a tunnel to), in the certificate's order. */
+  networksOf(vpnIp: number): readonly IpPrefix[] | undefined {
+    return this.env.addrs.networksOf(vpnIp);
   }
 
   /** The relays a host asked to be reached through (relay.relays, as its lighthouse passed them on). */

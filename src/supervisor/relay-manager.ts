@@ -19,6 +19,13 @@
  * Go 1.10+ writes a relay's forwarded request and response in the version of the message that caused it; writing
  * for the tunnel instead agrees with it whenever the two tunnels share a version, and keeps a 1.6.1 peer readable
  * when they do not. Received messages of either generation are read as Go reads them (relayEndpoints).
+ *
+ * A Go 1.11 peer may name an end by any address of its certificate: it asks for a relay to the address it was
+ * handshaking with, the IPv6 VPN address of a dual-stack host when it pinged that. Such an address is mapped to the
+ * host's VPN IP (`vpnIpOf`: our own addresses and those of the hosts we have tunnels to, vpn-addr-book.ts); the
+ * relay is keyed by VPN IPs as any other, and what is sent on about it names the target as the initiator did (R asks
+ * B for it and answers A with it; B echoes it), as Go passes RelayToAddr along. An address that maps to no host we
+ * know is refused as before (logged, ignored).
  */
 import { randomInt } from 'node:crypto';
 import type { NebulaConfig } from '../shared/config';
@@ -27,6 +34,7 @@ import type { Logger } from '../shared/log';
 import { ProtobufError } from '../shared/protobuf';
 import type { CertVersion } from '../shared/pki/certificate';
 import { ControlType, controlFor, decodeControl, encodeControl, relayEndpoints, type NebulaControl, type RelayControl } from '../shared/protocol/control';
+import { formatAddr, type VpnAddr } from '../shared/protocol/vpn-addr';
 import { formatIPv4 } from '../shared/util/ipv4';
 import type { HostInfo } from './hostmap';
 import type { MetaPayload } from './meta-sender';
@@ -41,6 +49,8 @@ export interface Relay {
   hostVpnIp: number;
   /** Who the frames are for: the far end (terminal), or the host on R's other side (forwarding). */
   peerVpnIp: number;
+  /** R's side towards the origin: how the origin named the target, when not by its VPN IP (echoed in R's answer). */
+  peerAddr?: VpnAddr;
 }
 
 export interface RelayManagerEnv {
@@ -51,6 +61,8 @@ export interface RelayManagerEnv {
   useRelays: boolean;
   /** The relay VPN IPs a host asked to be reached through (its lighthouse passed them on). */
   relaysFor(vpnIp: number): number[];
+  /** The VPN IP of the host an Addr of a v2 message names (vpn-addr-book.ts), or undefined for none we know. */
+  vpnIpOf(a: VpnAddr): number | undefined;
   tunnelTo(vpnIp: number): HostInfo | undefined;
   startHandshake(vpnIp: number): void;
   /** A NebulaControl message to `vpnIp` over its tunnel (handshaking first when there is none). */
@@ -135,13 +147,14 @@ export class RelayManager {
       return;
     }
     if (wire.type !== ControlType.CreateRelayRequest && wire.type !== ControlType.CreateRelayResponse) return;
-    const read = relayEndpoints(wire);
+    const read = relayEndpoints(wire, (a) => this.env.vpnIpOf(a));
     if (!read.ok) {
       this.env.log.debug(read.reason, { vpnIp: formatIPv4(from), type: wire.type });
       return;
     }
     const m = read.control;
-    const fields = { relayFrom: formatIPv4(m.fromVpnIp), relayTarget: formatIPv4(m.toVpnIp), initiatorIdx: m.initiatorRelayIndex, hostInfo: formatIPv4(from) };
+    const named = (ip: number, a: VpnAddr | undefined): string => (a ? `${formatAddr(a)} (${formatIPv4(ip)})` : formatIPv4(ip));
+    const fields = { relayFrom: named(m.fromVpnIp, m.fromAddr), relayTarget: named(m.toVpnIp, m.toAddr), initiatorIdx: m.initiatorRelayIndex, hostInfo: formatIPv4(from) };
     if (m.type === ControlType.CreateRelayRequest) {
       this.env.log.info('handleCreateRelayRequest', fields);
       this.onRequest(from, m);
@@ -177,7 +190,9 @@ export class RelayManager {
       r ??= this.add({ kind: 'terminal', state: 'established', hostVpnIp: from, peerVpnIp: origin, remoteIndex: m.initiatorRelayIndex });
       if (!r) return;
       this.publish();
-      this.send(from, { type: ControlType.CreateRelayResponse, responderRelayIndex: r.localIndex, initiatorRelayIndex: r.remoteIndex, fromVpnIp: origin, toVpnIp: target });
+      // Go answers with both ends as the request named them.
+      const response: RelayControl = { type: ControlType.CreateRelayResponse, responderRelayIndex: r.localIndex, initiatorRelayIndex: r.remoteIndex, fromVpnIp: origin, toVpnIp: target };
+      this.send(from, withAddrs(response, m.fromAddr, m.toAddr));
       return;
     }
     if (!env.config().relay.am_relay) return;
@@ -193,7 +208,9 @@ export class RelayManager {
     toTarget ??= this.add({ kind: 'forwarding', state: 'requested', hostVpnIp: target, peerVpnIp: from, remoteIndex: 0 });
     if (!toTarget) return;
     if (toTarget.state === 'requested') {
-      this.send(target, { type: ControlType.CreateRelayRequest, initiatorRelayIndex: toTarget.localIndex, responderRelayIndex: 0, fromVpnIp: from, toVpnIp: target });
+      // Go names the origin by its first address and the target as the origin named it.
+      const request: RelayControl = { type: ControlType.CreateRelayRequest, initiatorRelayIndex: toTarget.localIndex, responderRelayIndex: 0, fromVpnIp: from, toVpnIp: target };
+      this.send(target, withAddrs(request, undefined, m.toAddr));
     }
     // The A side, remembering A's index.
     let toOrigin = this.byHostPeer.get(key(from, target));
@@ -203,9 +220,12 @@ export class RelayManager {
     }
     toOrigin ??= this.add({ kind: 'forwarding', state: toTarget.state, hostVpnIp: from, peerVpnIp: target, remoteIndex: m.initiatorRelayIndex });
     if (!toOrigin) return;
+    if (m.toAddr) toOrigin.peerAddr = m.toAddr;
+    else delete toOrigin.peerAddr;
     if (toOrigin.state === 'established') {
       this.publish();
-      this.send(from, { type: ControlType.CreateRelayResponse, responderRelayIndex: toOrigin.localIndex, initiatorRelayIndex: toOrigin.remoteIndex, fromVpnIp: from, toVpnIp: target });
+      const response: RelayControl = { type: ControlType.CreateRelayResponse, responderRelayIndex: toOrigin.localIndex, initiatorRelayIndex: toOrigin.remoteIndex, fromVpnIp: from, toVpnIp: target };
+      this.send(from, withAddrs(response, undefined, toOrigin.peerAddr));
     }
   }
 
@@ -222,13 +242,14 @@ export class RelayManager {
       const toOrigin = this.byHostPeer.get(key(r.peerVpnIp, from));
       if (toOrigin) {
         toOrigin.state = 'established';
-        this.send(r.peerVpnIp, {
+        const response: RelayControl = {
           type: ControlType.CreateRelayResponse,
           responderRelayIndex: toOrigin.localIndex,
           initiatorRelayIndex: toOrigin.remoteIndex,
           fromVpnIp: r.peerVpnIp,
           toVpnIp: from,
-        });
+        };
+        this.send(r.peerVpnIp, withAddrs(response, undefined, toOrigin.peerAddr));
       }
     }
     this.publish();
@@ -261,4 +282,9 @@ export class RelayManager {
   private send(to: number, m: RelayControl): void {
     this.env.sendControl(to, (v: CertVersion) => encodeControl(controlFor(v, m)));
   }
+}
+
+/** `m` naming its ends by the addresses given (those a peer used), where there are any. */
+function withAddrs(m: RelayControl, fromAddr: VpnAddr | undefined, toAddr: VpnAddr | undefined): RelayControl {
+  return { ...m, ...(fromAddr ? { fromAddr } : {}), ...(toAddr ? { toAddr } : {}) };
 }

@@ -13,6 +13,11 @@
  *         R) and Go 1.11.0 (B);
  *     (d) g2 and t2 cannot reach each other either; t2's own v2 update named lht as its relay, and g2 reaches t2
  *         through lht: Go 1.11.0 as A, nebula-ts as R and B.
+ *   lht <- g4, g5, g6, g7 (Go 1.11.0, dual-stack certificates: 192.168.100.x/24 and fd42::x/64)
+ *     (e) g4 pings g5's IPv6 VPN address: Go asks lht about fd42::35 itself, and lht answers about the host whose
+ *         certificate holds it (VpnAddr echoed), so g4 finds g5 with no static_host_map entry for it;
+ *     (f) g6 and g7 cannot reach each other; g6 pings fd42::37 and asks lht for a relay to fd42::37 (RelayToAddr),
+ *         which lht maps to g7 and sets up.
  */
 import t, { type Test } from 'tap';
 import path from 'node:path';
@@ -31,8 +36,14 @@ const IP = {
   g2: '192.168.100.21',
   g3: '192.168.100.22',
   t2: '192.168.100.23',
+  g4: '192.168.100.34',
+  g5: '192.168.100.35',
+  g6: '192.168.100.36',
+  g7: '192.168.100.37',
 } as const;
 type Name = keyof typeof IP;
+/** The dual-stack nodes' IPv6 VPN addresses (their certificates hold both networks). */
+const IP6: Partial<Record<Name, string>> = { g4: 'fd42::34', g5: 'fd42::35', g6: 'fd42::36', g7: 'fd42::37' };
 
 /** Go 1.11.0's nebula and nebula-cert, or undefined after skipping (outside CI) / failing (CI) with the reason. */
 function need111(t: Test): { nebula: string; cert: string } | undefined {
@@ -103,15 +114,19 @@ t.test('v2 certificates: lighthouse, punch and relay messages between nebula-ts 
   await mesh.add({ name: 'g2', kind: 'go', overlayIp: IP.g2, staticHosts: ['lht'], config: { ...pki, ...client('lht') }, ...go111 });
   await mesh.add({ name: 'g3', kind: 'go', overlayIp: IP.g3, staticHosts: ['lht'], config: { ...pki, ...client('lht', ['lht']) }, ...go111 });
   await mesh.add({ name: 't2', kind: 'ts', overlayIp: IP.t2, staticHosts: ['lht'], config: { ...pki, ...client('lht', ['lht']) } });
+  for (const name of ['g4', 'g5', 'g6'] as const) await mesh.add({ name, kind: 'go', overlayIp: IP[name], staticHosts: ['lht'], config: { ...pki, ...client('lht') }, ...go111 });
+  await mesh.add({ name: 'g7', kind: 'go', overlayIp: IP.g7, staticHosts: ['lht'], config: { ...pki, ...client('lht', ['lht']) }, ...go111 });
   for (const name of Object.keys(IP) as Name[]) {
     const keys = nc.keygen(name);
-    installNodePki(mesh.node(name), { certs: [nc.sign(ca, name, `${IP[name]}/24`, keys.pub)], key: keys.key });
+    const networks = IP6[name] ? `${IP[name]}/24,${IP6[name]}/64` : `${IP[name]}/24`;
+    installNodePki(mesh.node(name), { certs: [nc.sign(ca, name, networks, keys.pub)], key: keys.key });
   }
   mesh.writeConfigs();
   await blockDirect(mesh, 't2', 'g3');
   await blockDirect(mesh, 'g2', 't2');
+  await blockDirect(mesh, 'g6', 'g7');
   await Promise.all([mesh.start('lhg'), mesh.start('lht')]);
-  await Promise.all((['t1', 'g1', 'g2', 'g3', 't2'] as const).map((n) => mesh.start(n)));
+  await Promise.all((['t1', 'g1', 'g2', 'g3', 't2', 'g4', 'g5', 'g6', 'g7'] as const).map((n) => mesh.start(n)));
 
   await t.test('(a) a nebula-ts client finds a Go 1.11.0 peer through a Go 1.11.0 lighthouse', async (t) => {
     t.ok(await mesh.pingUntilReply('t1', IP.g1, 15_000), 't1 -> g1: found through lhg, ping answered');
@@ -160,6 +175,33 @@ t.test('v2 certificates: lighthouse, punch and relay messages between nebula-ts 
     t.equal(s.tunnels.find((x) => x.vpnIp === IP.g2)?.remote, `relay ${IP.lht}`, "t2's tunnel to g2 is relayed by lht");
     const before = (await status(mesh, 'lht')).counters['routine.relay.forwarded'] ?? 0;
     t.equal(await mesh.ping('g2', IP.t2, 5, 2), 5, 'g2 -> t2: 5/5 pings');
+    const forwarded = ((await status(mesh, 'lht')).counters['routine.relay.forwarded'] ?? 0) - before;
+    t.ok(forwarded >= 10, `lht forwarded the 10 datagrams of those pings (${forwarded})`);
+  });
+
+  await t.test('(e) a Go 1.11.0 client finds a dual-stack peer by its IPv6 VPN address through the nebula-ts lighthouse', async (t) => {
+    const selfReported = (rows: AddrMapRow[], n: Name): boolean => text(rows.find((r) => r.vpnIp === IP6[n])?.addrs[IP[n]]?.reported).includes(`${mesh.node(n).underlayIp}:4242`);
+    // lht lists each dual-stack host under its IPv6 VPN address too (as Go keys its map): what a query for it is served.
+    await until('g5 to have reported itself to lht (listed under fd42::35)', () => addrMap(mesh, 'lht'), (rows) => selfReported(rows, 'g5'), 15_000);
+    // g4 has no static_host_map entry for g5 and names it only by fd42::35, so g5's address can only come from lht's
+    // answer to a query for fd42::35; a query lht could not map would be counted as lighthouse.dropped.invalid.
+    t.ok(await mesh.pingUntilReply('g4', IP6.g5!, 15_000), 'g4 -> [fd42::35]: found through lht, ping answered');
+    t.equal(await mesh.ping('g4', IP6.g5!, 5, 2), 5, 'g4 -> [fd42::35]: 5/5 pings');
+    t.equal((await status(mesh, 'lht')).counters['lighthouse.dropped.invalid'] ?? 0, 0, 'no query for an IPv6 VPN address was refused');
+  });
+
+  await t.test('(f) a nebula-ts relay carries two Go 1.11.0 peers that name each other by IPv6 VPN address', async (t) => {
+    t.ok(await mesh.pingUntilReply('g6', IP6.g7!, 20_000), 'g6 -> [fd42::37]: answered through the relay');
+    const relays = async () => {
+      const reply = (await request(mesh.node('lht').controlSocket, { cmd: 'print-relays', args: [] })) as { ok: boolean; output?: string };
+      return (JSON.parse(reply.output ?? '{"Relays":[]}') as { Relays: Array<{ NebulaIp: string; RelayForIps: Array<{ PeerIp: string; State: string }> }> }).Relays;
+    };
+    const forwardsTo = (rows: Awaited<ReturnType<typeof relays>>, host: Name, peer: Name): boolean =>
+      rows.some((r) => r.NebulaIp === IP[host] && r.RelayForIps.some((x) => x.PeerIp === IP[peer] && x.State === 'established'));
+    const rows = await relays();
+    t.ok(forwardsTo(rows, 'g6', 'g7') && forwardsTo(rows, 'g7', 'g6'), 'lht relays between g6 and g7 (fd42::37 mapped to 192.168.100.37)');
+    const before = (await status(mesh, 'lht')).counters['routine.relay.forwarded'] ?? 0;
+    t.equal(await mesh.ping('g6', IP6.g7!, 5, 2), 5, 'g6 -> [fd42::37]: 5/5 pings');
     const forwarded = ((await status(mesh, 'lht')).counters['routine.relay.forwarded'] ?? 0) - before;
     t.ok(forwarded >= 10, `lht forwarded the 10 datagrams of those pings (${forwarded})`);
   });

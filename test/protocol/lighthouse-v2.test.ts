@@ -170,3 +170,22 @@ t.test('hostile input: truncated, wrong wire types and oversize lists throw Prot
   t.match(throwsProtobufError(() => decodeMetaDetails(many(MAX_LIST_ENTRIES + 1, uintField(5, 7)))), /^OldRelayVpnAddrs: more than/);
   t.equal(decodeMetaDetails(Buffer.from(msgField(5, varint(7).repeat(MAX_LIST_ENTRIES)), 'hex')).relayVpnIps.length, MAX_LIST_ENTRIES);
 });
+
+t.test('naming a host by another address: a v2 HostQueryReply about fd42::3 (as Go answers a query for it); v1 keeps VpnIp', async (t) => {
+  const fd42 = { hi: 0xfd42000000000000n, lo: 3n };
+  const fields = { vpnIp: ip('10.1.0.3'), vpnAddr: fd42, ip4AndPorts: [{ ip: ip('203.0.113.5'), port: 4242 }] };
+  const v2 = encodeMeta({ type: MetaType.HostQueryReply, details: metaDetailsFor(2, fields) });
+  t.equal(v2.toString('hex'), meta(2, msgField(2, v4Msg('203.0.113.5', 4242)) + msgField(6, addrMsg(fd42.hi, fd42.lo))), 'VpnAddr = fd42::3');
+  t.equal(v2.toString('hex'), '0802' + '121a' + '1209' + '0885e281d80c' + '109221' + '320d' + '0880808080808080a1fd01' + '1003', 'byte by byte');
+  const v1 = decodeMeta(encodeMeta({ type: MetaType.HostQueryReply, details: metaDetailsFor(1, fields) })).details!;
+  t.same([v1.vpnIp, v1.vpnAddr], [ip('10.1.0.3'), undefined], 'v1 cannot carry IPv6: the host by its VPN IP');
+  const other4 = metaDetailsFor(1, { vpnIp: ip('10.1.0.3'), vpnAddr: addrOfIPv4(ip('10.9.0.3')) });
+  t.equal(other4.vpnIp, ip('10.9.0.3'), 'v1 writes an IPv4 address as named');
+});
+
+t.test('metaRelays with a resolver maps the relays it knows, IPv6 included, and counts the rest', async (t) => {
+  const d = decodeMetaDetails(Buffer.from(msgField(7, addrMsg(0xfd42000000000000n, 9n)) + msgField(7, addrMsg(0xfd42000000000000n, 0x99n)) + msgField(7, addrMsg(0n, mapped('10.1.0.10'))), 'hex'));
+  const vpnIpOf = (a: { hi: bigint; lo: bigint }): number | undefined => (a.lo === 9n ? ip('10.1.0.9') : ipv4OfAddr(a));
+  t.same(metaRelays(d, vpnIpOf), { relays: [ip('10.1.0.9'), ip('10.1.0.10')], ignored: 1 });
+  t.same(metaRelays(d), { relays: [ip('10.1.0.10')], ignored: 2 }, 'by default only IPv4 addresses map');
+});

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { ControlType, encodeControl } from '../../src/shared/protocol/control';
-import { A, B, goControl, node, R, request, STAGE1, trio, tunnel, varint } from './fixtures/relay-node';
+import { A, B, goControl, node, prefixes, R, request, STAGE1, trio, tunnel, varint } from './fixtures/relay-node';
 
 /** An Addr of an IPv4 address as Go writes it: Lo = 0x0000ffff_aabbccdd, Hi 0 left out. */
 function addrHex(ip: number): string {
@@ -18,6 +18,20 @@ function addrHex(ip: number): string {
   }
   const lo = '10' + out + Number(v).toString(16).padStart(2, '0');
   return (lo.length / 2).toString(16).padStart(2, '0') + lo;
+}
+
+/** Addr { Hi=1, Lo=2 } of an IPv6 address, by hand (zero halves left out), with its length prefix. */
+function addr6Hex(hi: bigint, lo: bigint): string {
+  const v = (n: bigint): string => {
+    let out = '';
+    while (n >= 0x80n) {
+      out += Number((n & 0x7fn) | 0x80n).toString(16).padStart(2, '0');
+      n >>= 7n;
+    }
+    return out + Number(n).toString(16).padStart(2, '0');
+  };
+  const body = (hi === 0n ? '' : '08' + v(hi)) + (lo === 0n ? '' : '10' + v(lo));
+  return (body.length / 2).toString(16).padStart(2, '0') + body;
 }
 
 /** Go 1.11's Marshal of a v2 NebulaControl: Type, indexes (zeros left out), RelayToAddr (32), RelayFromAddr (3a). */
@@ -36,7 +50,7 @@ t.test('A on a v2 tunnel to R asks in v2: RelayFromAddr = us, RelayToAddr = the 
   t.same([a.controls[0]!.m.relayToIp, a.controls[0]!.m.relayFromIp], [0, 0], 'no old fields on a v2 tunnel');
 });
 
-t.test('B answers a v2 request in v2; a v2 request without both Addrs, or with an IPv6 one, is ignored', async (t) => {
+t.test('B answers a v2 request in v2; a v2 request without both Addrs, or with an IPv6 one of no known host, is ignored', async (t) => {
   const b = node(B, { tunnels: [tunnel(R, undefined, 2)] });
   b.rm.onControl(R, Buffer.from(goControlV2(1, 0x42, 0, B, A), 'hex'));
   const [relay] = b.relays();
@@ -49,7 +63,7 @@ t.test('B answers a v2 request in v2; a v2 request without both Addrs, or with a
   t.same([quiet.controls, quiet.relays(), quiet.published], [[], [], []]);
   t.same(
     quiet.logs.map((l) => l.msg),
-    ['Control message received with nil RelayFromAddr', 'IPv6 VPN address in a relay message (10.1.0.2 -> 0:0:0:1:0:0:0:1): the nebula-ts overlay is IPv4'],
+    ['Control message received with nil RelayFromAddr', 'IPv6 VPN address in a relay message (10.1.0.2 -> 0:0:0:1:0:0:0:1) names no host we know'],
   );
 });
 
@@ -96,4 +110,49 @@ t.test('a v1 request still reads on a v2 tunnel (Go reads either generation), an
   t.equal(b.controls[0]!.hex, goControlV2(2, 0x42, relay!.localIndex, B, A));
   // The same bytes decode whatever wrote them.
   t.equal(encodeControl(b.controls[0]!.m).toString('hex'), b.controls[0]!.hex);
+});
+
+// Dual-stack hosts: A 10.1.0.2 + fd42::2, B 10.1.0.3 + fd42::3. Go 1.11's A, pinging fd42::3, asks R for a relay to
+// the address it is handshaking with: RelayToAddr = fd42::3, RelayFromAddr = its first address (10.1.0.2).
+const FD42_3 = addr6Hex(0xfd42000000000000n, 3n);
+
+t.test('R: a v2 request naming the target by its IPv6 VPN address is relayed to that host, the address passed along', async (t) => {
+  t.equal(FD42_3, '0d' + '08' + '80808080808080a1fd01' + '1003', 'the Addr builder, byte by byte');
+  const r = node(R, { amRelay: true, tunnels: [tunnel(A, undefined, 2), tunnel(B, undefined, 2)] });
+  r.book.tunnelUp(A, prefixes('10.1.0.2/16', 'fd42::2/64'));
+  r.book.tunnelUp(B, prefixes('10.1.0.3/16', 'fd42::3/64'));
+  r.rm.onControl(A, Buffer.from('0801' + '1042' + '32' + FD42_3 + '3a' + addrHex(A), 'hex'));
+  const toB = r.relays().find((x) => x.hostVpnIp === B)!;
+  t.same(
+    r.controls.map((c) => [c.to, c.hex]),
+    [[B, '0801' + '10' + varint(toB.localIndex) + '32' + FD42_3 + '3a' + addrHex(A)]],
+    'R asks B (10.1.0.3) for the relay, naming B as A did (Go passes the target on as named)',
+  );
+  // B (Go) answers, echoing both ends; R answers A, still naming fd42::3.
+  r.rm.onControl(B, Buffer.from('0802' + '10' + varint(toB.localIndex) + '1877' + '32' + FD42_3 + '3a' + addrHex(A), 'hex'));
+  const toA = r.relays().find((x) => x.hostVpnIp === A)!;
+  t.same(r.controls[1], { to: A, hex: '0802' + '1042' + '18' + varint(toA.localIndex) + '32' + FD42_3 + '3a' + addrHex(A), m: r.controls[1]!.m });
+  t.same(
+    r.rm.routes().map((x) => [x.fromVpnIp, x.targetVpnIp]).sort(),
+    [
+      [A, B],
+      [B, A],
+    ],
+    'R forwards both ways between 10.1.0.2 and 10.1.0.3',
+  );
+
+  // An IPv6 address of no host R has a tunnel to: ignored (Go would handshake with it; R cannot key it).
+  const before = r.controls.length;
+  r.rm.onControl(A, Buffer.from('0801' + '1043' + '32' + addr6Hex(0xfd42000000000000n, 0x99n) + '3a' + addrHex(A), 'hex'));
+  t.same([r.controls.length, r.handshakes], [before, []]);
+  t.equal(r.logs.at(-1)?.msg, 'IPv6 VPN address in a relay message (10.1.0.2 -> fd42:0:0:0:0:0:0:99) names no host we know');
+});
+
+t.test('B: a v2 request naming us by our IPv6 VPN address makes us the terminal end; the answer echoes it', async (t) => {
+  const b = node(B, { tunnels: [tunnel(R, undefined, 2)], networks: ['10.1.0.3/16', 'fd42::3/64'] });
+  b.rm.onControl(R, Buffer.from('0801' + '1042' + '32' + FD42_3 + '3a' + addrHex(A), 'hex'));
+  const [relay] = b.relays();
+  t.same(relay, { localIndex: relay!.localIndex, remoteIndex: 0x42, kind: 'terminal', state: 'established', hostVpnIp: R, peerVpnIp: A });
+  t.same(b.controls.map((c) => [c.to, c.hex]), [[R, '0802' + '1042' + '18' + varint(relay!.localIndex) + '32' + FD42_3 + '3a' + addrHex(A)]]);
+  t.same(b.published.at(-1), [{ localIndex: relay!.localIndex, fromVpnIp: R, kind: 'terminal', remoteIndex: 0x42 }]);
 });

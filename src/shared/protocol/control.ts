@@ -11,10 +11,15 @@
  * uses follows the certificate version of the tunnel it travels (Go 1.10+'s relay_manager.go): v1 the uint32 pair,
  * so 1.6.1 relays and peers understand it; v2 the Addr pair. Go reads a message as v1 when either old field is
  * non-zero, else as v2, which must then carry both Addrs (`relayEndpoints`). Malformed input throws ProtobufError.
+ *
+ * A v2 message may name an end by any address of its certificate (Go 1.11 asks a relay for the address it was
+ * handshaking with, an IPv6 one when it pinged that): the reader maps each Addr to the host's IPv4 VPN IP with the
+ * resolver it is given and keeps the Addr as named, so what is sent on about that relay names the end as the
+ * initiator did (Go echoes RelayToAddr back along the chain).
  */
 import type { CertVersion } from '../pki/certificate';
 import { asBytes, asUint32, ProtoReader, ProtoWriter } from '../protobuf';
-import { addrOfIPv4, decodeAddr, encodeAddr, formatAddr, ipv4OfAddr, type VpnAddr } from './vpn-addr';
+import { addrKey, addrOfIPv4, decodeAddr, encodeAddr, formatAddr, ipv4OfAddr, type VpnAddr } from './vpn-addr';
 
 export const ControlType = { None: 0, CreateRelayRequest: 1, CreateRelayResponse: 2 } as const;
 
@@ -37,6 +42,9 @@ export interface RelayControl {
   responderRelayIndex: number;
   fromVpnIp: number;
   toVpnIp: number;
+  /** How a v2 message named an end, when not by the mapped form of its VPN IP (an IPv6 VPN address): written as is. */
+  fromAddr?: VpnAddr;
+  toAddr?: VpnAddr;
 }
 
 export function encodeControl(m: NebulaControl): Buffer {
@@ -92,8 +100,8 @@ export function controlFor(version: CertVersion, c: RelayControl): NebulaControl
     m.relayToIp = c.toVpnIp >>> 0;
     m.relayFromIp = c.fromVpnIp >>> 0;
   } else {
-    m.relayToAddr = addrOfIPv4(c.toVpnIp);
-    m.relayFromAddr = addrOfIPv4(c.fromVpnIp);
+    m.relayToAddr = c.toAddr ? { ...c.toAddr } : addrOfIPv4(c.toVpnIp);
+    m.relayFromAddr = c.fromAddr ? { ...c.fromAddr } : addrOfIPv4(c.fromVpnIp);
   }
   return m;
 }
@@ -102,19 +110,23 @@ export type RelayEndpoints = { ok: true; version: CertVersion; control: RelayCon
 
 /**
  * Go's HandleControlMsg reading: v1 when either old field is non-zero (the other may then be 0.0.0.0), else v2 with
- * both Addrs required; an IPv6 VPN address is refused (the nebula-ts overlay is IPv4).
+ * both Addrs required, each mapped to a VPN IP by `vpnIpOf` (by default only IPv4 addresses map); an address it
+ * cannot map (an IPv6 VPN address of no host we know) refuses the message.
  */
-export function relayEndpoints(m: NebulaControl): RelayEndpoints {
+export function relayEndpoints(m: NebulaControl, vpnIpOf: (a: VpnAddr) => number | undefined = ipv4OfAddr): RelayEndpoints {
   const base = { type: m.type, initiatorRelayIndex: m.initiatorRelayIndex, responderRelayIndex: m.responderRelayIndex };
   if (m.relayFromIp >>> 0 !== 0 || m.relayToIp >>> 0 !== 0) {
     return { ok: true, version: 1, control: { ...base, fromVpnIp: m.relayFromIp >>> 0, toVpnIp: m.relayToIp >>> 0 } };
   }
   if (!m.relayFromAddr) return { ok: false, reason: 'Control message received with nil RelayFromAddr' };
   if (!m.relayToAddr) return { ok: false, reason: 'Control message received with nil RelayToAddr' };
-  const from = ipv4OfAddr(m.relayFromAddr);
-  const to = ipv4OfAddr(m.relayToAddr);
+  const from = vpnIpOf(m.relayFromAddr);
+  const to = vpnIpOf(m.relayToAddr);
   if (from === undefined || to === undefined) {
-    return { ok: false, reason: `IPv6 VPN address in a relay message (${formatAddr(m.relayFromAddr)} -> ${formatAddr(m.relayToAddr)}): the nebula-ts overlay is IPv4` };
+    return { ok: false, reason: `IPv6 VPN address in a relay message (${formatAddr(m.relayFromAddr)} -> ${formatAddr(m.relayToAddr)}) names no host we know` };
   }
-  return { ok: true, version: 2, control: { ...base, fromVpnIp: from, toVpnIp: to } };
+  const control: RelayControl = { ...base, fromVpnIp: from, toVpnIp: to };
+  if (addrKey(m.relayFromAddr) !== addrKey(addrOfIPv4(from))) control.fromAddr = { ...m.relayFromAddr };
+  if (addrKey(m.relayToAddr) !== addrKey(addrOfIPv4(to))) control.toAddr = { ...m.relayToAddr };
+  return { ok: true, version: 2, control };
 }

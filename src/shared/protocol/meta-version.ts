@@ -9,8 +9,12 @@
  *
  * Reading, as Go does: the subject of a message is OldVpnAddr when it is non-zero (a v1 message), else VpnAddr (v2),
  * else the message is malformed (GetVpnAddrAndVersion); relays are the old list followed by the new one (GetRelays).
- * The nebula-ts overlay is IPv4: an IPv6 VPN address is reported as such (`ipv4` undefined) for the caller to refuse,
- * and IPv6 relays are left out.
+ * nebula-ts keys hosts by their IPv4 VPN IP: an IPv6 VPN address is reported as such (`ipv4` undefined) for the
+ * caller to map to its host (supervisor/vpn-addr-book.ts) or refuse; relays are mapped by the resolver given, and
+ * those it cannot map are left out and counted.
+ *
+ * Writing: a message names its host by the host's IPv4 VPN IP, or, in v2, by the address given as `vpnAddr` (Go
+ * answers a query in the address it was asked about, which may be an IPv6 one).
  */
 import type { CertVersion } from '../pki/certificate';
 import type { Ip4AndPort, Ip6AndPort, NebulaMetaDetails } from './lighthouse';
@@ -31,12 +35,15 @@ export function metaSubject(d: NebulaMetaDetails): MetaSubject | undefined {
   return undefined;
 }
 
-/** Go's GetRelays (old list, then new), IPv4 relays only; `ignored` counts the IPv6 ones left out. */
-export function metaRelays(d: NebulaMetaDetails): { relays: number[]; ignored: number } {
+/**
+ * Go's GetRelays (old list, then new), each as the VPN IP `vpnIpOf` maps it to (by default only IPv4 addresses map);
+ * `ignored` counts those it could not map, left out.
+ */
+export function metaRelays(d: NebulaMetaDetails, vpnIpOf: (a: VpnAddr) => number | undefined = ipv4OfAddr): { relays: number[]; ignored: number } {
   const relays = d.relayVpnIps.map((r) => r >>> 0);
   let ignored = 0;
   for (const a of d.relayVpnAddrs ?? []) {
-    const ip = ipv4OfAddr(a);
+    const ip = vpnIpOf(a);
     if (ip === undefined) ignored++;
     else relays.push(ip);
   }
@@ -46,6 +53,11 @@ export function metaRelays(d: NebulaMetaDetails): { relays: number[]; ignored: n
 export interface MetaFields {
   /** The host the message is about; left out (as Go's v2 update does) when undefined. */
   vpnIp?: number;
+  /**
+   * How a v2 message names that host, when not by `vpnIp` (an IPv6 VPN address a query asked about); a v1 message
+   * writes it only if it is an IPv4 address, else `vpnIp`.
+   */
+  vpnAddr?: VpnAddr;
   ip4AndPorts?: readonly Ip4AndPort[];
   ip6AndPorts?: readonly Ip6AndPort[];
   relays?: readonly number[];
@@ -62,10 +74,11 @@ export function metaDetailsFor(version: CertVersion, f: MetaFields): NebulaMetaD
   };
   const relays = f.relays ?? [];
   if (version === 1) {
-    d.vpnIp = (f.vpnIp ?? 0) >>> 0;
+    d.vpnIp = ((f.vpnAddr && ipv4OfAddr(f.vpnAddr)) ?? f.vpnIp ?? 0) >>> 0;
     d.relayVpnIps = relays.map((r) => r >>> 0);
   } else {
-    if (f.vpnIp !== undefined) d.vpnAddr = addrOfIPv4(f.vpnIp);
+    if (f.vpnAddr) d.vpnAddr = { hi: f.vpnAddr.hi, lo: f.vpnAddr.lo };
+    else if (f.vpnIp !== undefined) d.vpnAddr = addrOfIPv4(f.vpnIp);
     if (relays.length > 0) d.relayVpnAddrs = relays.map(addrOfIPv4);
   }
   return d;

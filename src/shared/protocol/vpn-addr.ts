@@ -6,7 +6,8 @@
  *
  * Go writes an IPv4 address as its IPv4-mapped form (netip.Addr.As16: ::ffff:a.b.c.d, so Hi 0 and Lo
  * 0x0000ffff_aabbccdd) and reads every Addr back through Unmap, so that form, and only that one, is an IPv4 address.
- * The nebula-ts overlay is IPv4: any other address is a real IPv6 VPN address, which callers carry or refuse.
+ * Any other address is an IPv6 VPN address: nebula-ts keys hosts by their IPv4 VPN IP, so callers map it to the host
+ * whose certificate holds it (supervisor/vpn-addr-book.ts) or refuse it.
  */
 import { ProtobufError, ProtoReader, ProtoWriter, WIRE_VARINT, type ProtoField } from '../protobuf';
 import { formatIPv4 } from '../util/ipv4';
@@ -27,6 +28,19 @@ export function addrOfIPv4(ip: number): VpnAddr {
 export function ipv4OfAddr(a: VpnAddr): number | undefined {
   if (a.hi !== 0n || a.lo >> 32n !== 0xffffn) return undefined;
   return Number(a.lo & 0xffffffffn);
+}
+
+/** An address of 4 bytes (IPv4) or 16 (IPv6), as Go's netAddrToProtoAddr writes it (As16: IPv4 mapped). */
+export function addrOfBytes(b: Uint8Array): VpnAddr {
+  if (b.length === 4) return addrOfIPv4(((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0);
+  if (b.length !== 16) throw new RangeError(`an address is 4 or 16 bytes, not ${b.length}`);
+  const view = Buffer.from(b.buffer, b.byteOffset, 16);
+  return { hi: view.readBigUInt64BE(0), lo: view.readBigUInt64BE(8) };
+}
+
+/** One number per address (a Map key): equal for equal addresses. */
+export function addrKey(a: VpnAddr): bigint {
+  return (BigInt.asUintN(64, a.hi) << 64n) | BigInt.asUintN(64, a.lo);
 }
 
 /** For logs: dotted IPv4 for a mapped address, else the eight IPv6 groups. */
