@@ -2,7 +2,7 @@
  * What a node costs the machine, read from /proc: the node's whole process tree (a nebula-ts supervisor and its
  * routines, or the one Go process), the CPU time it used (all threads, user + system) and its resident memory.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 
 /** Clock ticks per second for /proc/<pid>/stat times (USER_HZ: 100 on every Linux ABI in use). */
 const USER_HZ = 100;
@@ -62,6 +62,50 @@ export function rssBytes(pids: readonly number[]): number {
     }
   }
   return kb * 1024;
+}
+
+const PAGE = 4096;
+const PFN_MASK = (1n << 55n) - 1n;
+
+/**
+ * The memory the processes occupy together: each resident physical page counted once, however many of the
+ * processes map it (frame numbers from /proc/<pid>/pagemap; needs root, as the benchmark does). Summing VmRSS would
+ * count the node binary's file pages (over 40 MiB) once per process of a node. NaN when pagemap is unreadable.
+ */
+export function distinctResidentBytes(pids: readonly number[]): number {
+  const frames = new Set<bigint>();
+  try {
+    for (const pid of pids) {
+      const smaps = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+      const fd = openSync(`/proc/${pid}/pagemap`, 'r');
+      try {
+        let start = 0;
+        let end = 0;
+        for (const line of smaps.split('\n')) {
+          const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+          if (range) {
+            start = parseInt(range[1]!, 16);
+            end = parseInt(range[2]!, 16);
+            continue;
+          }
+          const rss = /^Rss:\s+(\d+) kB/.exec(line);
+          if (!rss || rss[1] === '0') continue;
+          const pages = (end - start) / PAGE;
+          const entries = Buffer.alloc(pages * 8);
+          readSync(fd, entries, 0, entries.length, (start / PAGE) * 8);
+          for (let i = 0; i < pages; i++) {
+            const v = entries.readBigUInt64LE(i * 8);
+            if (v >> 63n === 1n) frames.add(v & PFN_MASK);
+          }
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  return frames.size * PAGE;
 }
 
 /**

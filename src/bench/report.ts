@@ -47,7 +47,8 @@ export const METRICS: readonly MetricDef[] = [
   { key: 'ping_rtt_ms', label: 'ping RTT (median of 100), ms', better: 'lower', format: fixed(2) },
   { key: 'first_ping_ms', label: 'first ping after start, ms', better: 'lower', format: fixed(1) },
   { key: 'cpu_s_per_gb', label: 'CPU-seconds per GB (both nodes)', better: 'lower', format: fixed(1) },
-  { key: 'rss_mib', label: 'RSS per node, MiB', better: 'lower', format: fixed(0) },
+  { key: 'rss_mib', label: 'RSS per node (VmRSS summed over its processes), MiB', better: 'lower', format: fixed(0) },
+  { key: 'mem_mib', label: 'memory per node (resident pages counted once), MiB', better: 'lower', format: fixed(0) },
 ];
 
 export interface SummaryRow {

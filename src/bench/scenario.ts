@@ -4,7 +4,7 @@
  * the first ping is taken first, on the tunnel the ping itself makes.
  */
 import { Mesh, type NodeKind } from '../testbed/netns-mesh';
-import { cpuSeconds, processTree, rssBytes, schedNs } from './proc-stats';
+import { cpuSeconds, distinctResidentBytes, processTree, rssBytes, schedNs } from './proc-stats';
 import { GATED_SERIES, SCRAPE_URL, metricsStatsConfig } from './metrics-cost';
 import { countSyscalls, dropCounters, firstPing, pingRtt, startIperfServer, startScraper, tcp, udpFlood, type Scraper } from './probes';
 
@@ -113,7 +113,9 @@ export async function runOnce(spec: RunSpec): Promise<Metrics> {
       iperf.stop();
     }
     if (scrape) Object.assign(m, await scrape.stop(impl.stats));
-    m.rss_mib = (rssBytes(processTree(mesh.node('client').process!.pid!)) + rssBytes(processTree(mesh.node('server').process!.pid!))) / 2 / (1 << 20);
+    const nodeTrees = [mesh.node('client'), mesh.node('server')].map((n) => processTree(n.process!.pid!));
+    m.rss_mib = (rssBytes(nodeTrees[0]!) + rssBytes(nodeTrees[1]!)) / 2 / (1 << 20);
+    m.mem_mib = (distinctResidentBytes(nodeTrees[0]!) + distinctResidentBytes(nodeTrees[1]!)) / 2 / (1 << 20);
     return m;
   } finally {
     await scrape?.close();
