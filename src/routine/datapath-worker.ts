@@ -16,7 +16,9 @@ import { testHooks } from '../shared/test-hooks';
 import { mapRegion } from '../shared/shm/region';
 import { checkHeader, computeLayout, viewsOver, type RegionCapacities } from '../shared/state/layout';
 import { Datapath } from './datapath';
-import { FdInsideQueue, FdUnderlaySocket } from './fd-edges';
+import { RoutineCounters } from './context';
+import { FdUnderlaySocket, insideQueueFor } from './fd-edges';
+import { warmUpDatapath, type EdgeFactory } from './warm-up';
 
 export interface DatapathInit {
   udpFd: number;
@@ -35,18 +37,28 @@ const UDP = 0;
 const WAKE = 1;
 const INSIDE = 2;
 
+/** How the data path's edges are built: the real ones, and the warm-up's over its own fds (warm-up.ts). */
+const EDGES: EdgeFactory = {
+  inside: (fd, counters) => insideQueueFor(fd, counters),
+  underlay: (fd) => new FdUnderlaySocket(fd),
+};
+
 function run(port: NonNullable<typeof parentPort>, init: DatapathInit): void {
   const layout = computeLayout(init.capacities);
   const views = viewsOver(mapRegion(init.regionFd, layout.totalBytes).buffer, layout);
   checkHeader(views);
+  // Before the real data path is built: V8 shapes its objects after what the warm-up taught it, so they never carry
+  // the layouts the warm-up outgrew (a stale layout throws optimised code away at the first real packet).
+  const warmUp = warmUpOnce(init.setup);
   const datapath = new Datapath({
     setup: init.setup,
     tunnelWords: views.tunnels,
     conntrackWords: views.conntrack,
     conntrackCapacity: layout.conntrack,
     counterView: views.counters,
-    underlay: new FdUnderlaySocket(init.udpFd),
-    inside: init.insideFd >= 0 ? new FdInsideQueue(init.insideFd) : null,
+    underlay: EDGES.underlay(init.udpFd),
+    // The fd says whether it carries virtio-net headers (tun.offloads); the offload edge counts into this routine's row.
+    inside: init.insideFd >= 0 ? EDGES.inside(init.insideFd, new RoutineCounters(views.counters, init.setup.routine)) : null,
     supervisor: { post: (msg: RoutineToSupervisor) => port.postMessage(msg) },
     clock: Date.now,
   });
@@ -69,25 +81,49 @@ function run(port: NonNullable<typeof parentPort>, init: DatapathInit): void {
     }
   };
 
-  datapath.post({ type: 'log', level: 'info', msg: 'routine data path running', fields: { routine: init.setup.routine, tunnels: datapath.tunnelCount } });
+  if (warmUp.error !== undefined) datapath.post({ type: 'log', level: 'info', msg: 'Routine warm-up skipped', fields: { routine: init.setup.routine, error: warmUp.error } });
+  datapath.post({ type: 'log', level: 'info', msg: 'routine data path running', fields: { routine: init.setup.routine, tunnels: datapath.tunnelCount, warmUpMs: warmUp.ms } });
+  // The routine is ready when this loop runs, not when its process is: the supervisor waits for this before it puts
+  // the address on the tun (node.ts), so the first packet never sits in the queue while the worker is still loading.
+  datapath.post({ type: 'ready', routine: init.setup.routine });
   let pollCount = pollFailHookFired() ? POLL_COUNT_INVALID : nfds;
-  for (;;) {
+  // One wake-up; false once a shutdown arrived. A function rather than the loop's body, so V8 optimises it as it does
+  // any function called often, instead of waiting for on-stack replacement of a loop that turns a few times a second.
+  const wakeUp = (): boolean => {
     const polled = pollFds(pollBuf, pollCount, datapath.pollTimeoutMs);
     pollCount = nfds;
     if (polled < 0) {
-      if (polled === -EINTR) continue;
+      if (polled === -EINTR) return true;
       // Anything else would fail again at once: end the routine (the worker's error ends the process, the
       // supervisor logs it and respawns the routine onto the same fds) rather than spin.
       throw new NativeError('poll', -polled, `routine ${init.setup.routine} data path`);
     }
-    // Control first: a tunnelUp already waiting is installed before data that arrived in the same wake-up.
-    if (ready(WAKE)) readFd(init.wakeFd, eventBuf, 8);
-    if (!drainControl()) break;
+    // Control first: a tunnelUp already waiting is installed before data that arrived in the same wake-up. The main
+    // thread rings the eventfd after every message it posts, so the port is only looked at when it rang: a packet's
+    // wake-up costs no MessagePort call (at a few packets per second every call into V8 or libuv runs cold).
+    if (ready(WAKE)) {
+      readFd(init.wakeFd, eventBuf, 8);
+      if (!drainControl()) return false;
+    }
     if (ready(UDP)) datapath.onUnderlayReadable();
     if (nfds > INSIDE && ready(INSIDE)) datapath.onInsideReadable();
     datapath.tick();
-  }
+    return true;
+  };
+  while (wakeUp());
   port.postMessage({ type: 'stopped' });
+}
+
+/** The packet path's code compiled before the first real packet (warm-up.ts); a failure only costs speed. */
+function warmUpOnce(setup: DatapathInit['setup']): { ms: number; error?: string } {
+  const started = performance.now();
+  let error: string | undefined;
+  try {
+    warmUpDatapath(setup, EDGES);
+  } catch (err) {
+    error = String(err);
+  }
+  return { ms: Math.round(performance.now() - started), error };
 }
 
 /** More fds than any process may have: poll() answers EINVAL (the test hook's way to make poll fail for real). */

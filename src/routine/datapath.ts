@@ -52,6 +52,8 @@ export interface DatapathDeps {
   supervisor: SupervisorLink;
   /** Milliseconds, monotonic enough for timeouts (Date.now in production, a test clock in tests). */
   clock: () => number;
+  /** Entries per batch (default BATCH): the warm-up's throwaway data paths take a few, not 64 x 9 KB per batch. */
+  batchSize?: number;
 }
 
 export class Datapath {
@@ -63,15 +65,18 @@ export class Datapath {
   private readonly recvBatch: DatagramBatch;
   private readonly readBatch: PacketBatch | null;
   private readonly inside: InsideQueue | null;
+  private readonly underlay: UnderlaySocket;
   private lastSweep: number;
 
-  constructor(private readonly deps: DatapathDeps) {
+  constructor(deps: DatapathDeps) {
     const setup = deps.setup;
     const owner = setup.routine + 1;
     const gate = new FirewallGate(new ConntrackTable(deps.conntrackWords, deps.conntrackCapacity, owner), compileFirewall(setup.firewall, setup));
     this.inside = deps.inside;
+    this.underlay = deps.underlay;
     const counters = new RoutineCounters(deps.counterView, setup.routine);
     const packetBytes = Math.max(MIN_PACKET_BYTES, setup.mtu);
+    const batch = deps.batchSize ?? BATCH;
     this.ctx = new DatapathContext(
       setup,
       new TunnelSlots(deps.tunnelWords, owner),
@@ -79,13 +84,13 @@ export class Datapath {
       gate,
       counters,
       // Room for a relay frame: the datagram plus an outer header and tag.
-      new UnderlayOutbox(deps.underlay, BATCH, packetBytes + 2 * (HEADER_LEN + TAG_LEN), counters),
-      new InsideOutbox(deps.inside, BATCH, packetBytes, counters),
+      new UnderlayOutbox(deps.underlay, batch, packetBytes + 2 * (HEADER_LEN + TAG_LEN), counters),
+      new InsideOutbox(deps.inside, batch, packetBytes, counters),
       deps.supervisor,
       deps.clock,
     );
-    this.recvBatch = new DatagramBatch(BATCH, packetBytes + 2 * (HEADER_LEN + TAG_LEN));
-    this.readBatch = deps.inside ? new PacketBatch(BATCH, packetBytes) : null;
+    this.recvBatch = new DatagramBatch(batch, packetBytes + 2 * (HEADER_LEN + TAG_LEN));
+    this.readBatch = deps.inside ? new PacketBatch(batch, packetBytes) : null;
     const reject = new Rejecter(this.ctx);
     this.toOutside = new InsideToOutside(this.ctx, this.parking, reject);
     this.toInside = new OutsideToInside(this.ctx, this.early, deps.inside ? null : new EchoResponder(this.ctx), reject, packetBytes + HEADER_LEN + TAG_LEN);
@@ -106,7 +111,7 @@ export class Datapath {
   /** One batch from the underlay socket; returns how many datagrams were read (0: the socket is drained). */
   onUnderlayReadable(): number {
     const batch = this.recvBatch;
-    const n = this.deps.underlay.recvBatch(batch);
+    const n = this.underlay.recvBatch(batch);
     for (let i = 0; i < n; i++) this.toInside.handle(batch.bufs[i]!, batch.lens[i]!, batch.addrs[i]!);
     this.flush();
     return n;
@@ -134,13 +139,13 @@ export class Datapath {
         this.ctx.counters.inc(C['routine.dropped.no_tunnel']);
         this.ctx.sendRecvError(e.localIndex, e.sockaddr);
       }
+      this.flush();
     }
     if (now - this.lastSweep > PARKING_SWEEP_MS) {
       const expired = this.parking.expire(now, PARKED_MAX_AGE_MS);
       if (expired > 0) this.ctx.counters.add(C['hostinfo.cached_packets.dropped'], expired);
       this.lastSweep = now;
     }
-    this.flush();
   }
 
   /** A control message from the supervisor; false for 'shutdown' (the loop ends). */

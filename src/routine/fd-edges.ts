@@ -5,13 +5,26 @@
  * The underlay moves a whole batch per syscall with recvmmsg/sendmmsg (one koffi call per batch, as Go nebula's
  * `listen.batch`), over an `MmsgVector` built once per batch object and reused: per packet only a length is written
  * or read. When the kernel answers ENOSYS (or libc lacks the calls) the socket falls back for good to one
- * recvfrom/sendto per datagram, which is also what `batching: 'single'` selects. The inside queue stays at one
- * read/write per packet: a tun fd has no batch call (writev would merge packets), only offloads would change that.
+ * recvfrom/sendto per datagram, which is also what `batching: 'single'` selects. The inside queue is one
+ * read/write per packet (a tun fd has no batch call: writev would merge packets), unless the supervisor opened the
+ * tun with offloads (`tun.offloads`): then a read may bring a super-packet of many packets (vnet-inside-queue.ts).
  */
 import { EAGAIN, readFd, writeFd } from '../shared/native/libc';
 import { ENOSYS, MSG_DONTWAIT, MmsgVector, kernelMmsg, type MmsgCalls } from '../shared/native/mmsg';
 import { recvFrom, sendTo } from '../shared/native/udp';
+import { fdHasVnetHeader } from '../shared/native/virtio-net';
 import type { DatagramBatch, InsideQueue, PacketBatch, UnderlaySocket } from './edges';
+import { VnetInsideQueue, type EdgeCounters } from './vnet-inside-queue';
+
+/**
+ * The edge for a routine's inside fd. The fd itself says which kind it is: a tun queue opened with IFF_VNET_HDR
+ * (the supervisor asked for offloads and the kernel took them) carries virtio-net headers; anything else (a plain
+ * tun queue, the userspace inside's socket) carries bare packets. `counters`: this routine's row, where the offload
+ * edge counts super-packets and refused reads.
+ */
+export function insideQueueFor(fd: number, counters: EdgeCounters): InsideQueue {
+  return fdHasVnetHeader(fd) ? new VnetInsideQueue(fd, counters) : new FdInsideQueue(fd);
+}
 
 export class FdInsideQueue implements InsideQueue {
   constructor(readonly fd: number) {}

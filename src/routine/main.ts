@@ -1,13 +1,15 @@
 /**
  * A routine process: the data plane for one queue (DESIGN.md). Forked by the supervisor with
  *   fd 3 = UDP socket i, fd 4 = inside queue i (or /dev/null when the inside is disabled), fd 5 = shared region,
- *   and the IPC channel.
+ *   fd 6 = the worker's wake-up eventfd (nonblocking; the UDP socket and inside queue are nonblocking too), and the
+ *   IPC channel.
  * The main thread only relays control messages; the packet loops run in one worker thread (datapath-worker.ts runs datapath.ts).
  * The routine exits when the IPC channel closes, so an orphan never keeps stealing traffic from the next run.
+ * The main thread stays small: no koffi (its isolate would hold ~1.3 MiB more); it rings the eventfd with fs.writeSync.
  */
 import { Worker } from 'node:worker_threads';
+import { writeSync } from 'node:fs';
 import path from 'node:path';
-import { EFD_CLOEXEC, EFD_NONBLOCK, eventfd, setNonBlocking, writeFd } from '../shared/native/libc';
 import type { RoutineSetup, RoutineToSupervisor, SupervisorToRoutine } from '../shared/ipc/messages';
 import type { RegionCapacities } from '../shared/state/layout';
 import { testHooks } from '../shared/test-hooks';
@@ -18,6 +20,7 @@ import type { DatapathInit } from './datapath-worker';
 const UDP_FD = 3;
 const INSIDE_FD = 4;
 const REGION_FD = 5;
+const WAKE_FD = 6;
 
 function send(msg: RoutineToSupervisor): void {
   // With a callback a send that races the channel closing reports EPIPE here instead of as an 'error' event.
@@ -25,13 +28,12 @@ function send(msg: RoutineToSupervisor): void {
 }
 
 function start(setup: RoutineSetup, capacities: RegionCapacities): void {
-  const wakeFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   const wake = Buffer.alloc(8);
   wake.writeBigUInt64LE(1n);
-  setNonBlocking(UDP_FD, true);
+  // An eventfd takes exactly one 8-byte write; it cannot fail short of the counter reaching 2^64 - 2.
+  const ring = (): void => void writeSync(WAKE_FD, wake);
   const insideFd = setup.insideKind === 'disabled' ? -1 : INSIDE_FD;
-  if (insideFd >= 0) setNonBlocking(insideFd, true);
-  const init: DatapathInit = { udpFd: UDP_FD, insideFd, wakeFd, regionFd: REGION_FD, capacities, setup };
+  const init: DatapathInit = { udpFd: UDP_FD, insideFd, wakeFd: WAKE_FD, regionFd: REGION_FD, capacities, setup };
   const worker = new Worker(path.join(__dirname, 'datapath-worker.js'), { workerData: init });
 
   // A worker asleep in poll() holds up process.exit() until poll returns: ring it, so we leave at once. Ask the
@@ -40,7 +42,7 @@ function start(setup: RoutineSetup, capacities: RegionCapacities): void {
   // gets to stop it.
   const exit = (code: number): never => {
     void worker.terminate();
-    writeFd(wakeFd, wake, 8);
+    ring();
     process.exit(code);
   };
   process.removeAllListeners('disconnect');
@@ -61,13 +63,14 @@ function start(setup: RoutineSetup, capacities: RegionCapacities): void {
   const forward = (msg: SupervisorToRoutine): void => {
     worker.postMessage(msg);
     // The worker sleeps in poll(); ring its eventfd so the message is handled now, not at the next timeout.
-    writeFd(wakeFd, wake, 8);
+    ring();
   };
   process.on('message', (msg: SupervisorToRoutine) => {
     if (msg.type === 'tunnelUp' && testHooks.tunnelUpDelayMs > 0) setTimeout(() => forward(msg), testHooks.tunnelUpDelayMs);
     else forward(msg);
   });
-  send({ type: 'ready', routine: setup.routine });
+  // No 'ready' from here: the worker reports it once its poll loop serves the fds (the supervisor configures the
+  // tunnel address only then, so a packet sent right after start is not left waiting for the worker to load).
 }
 
 function main(): void {

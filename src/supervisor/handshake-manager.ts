@@ -28,7 +28,7 @@ import {
   remoteOf,
   type HandshakePath,
 } from './handshake-messages';
-import { respondToStage1 } from './handshake-responder';
+import { respondToStage1, type Responder } from './handshake-responder';
 import { Histogram } from './histogram';
 import type { RemoteAllowList } from '../shared/allow-list';
 
@@ -82,8 +82,18 @@ export class HandshakeManager {
    */
   readonly durations = new Histogram();
 
+  private readonly responder: Responder;
+  /** Pending handshakes already resent early to a peer that lost a race to them (once each: no reflection). */
+  private readonly resentAfterRace = new WeakSet<Pending>();
+
   constructor(private readonly env: HandshakeEnv) {
     this.pending = new PendingHandshakes((index) => env.hostmap.releaseIndex(index));
+    this.responder = {
+      env,
+      pendingFor: (ip) => this.pending.forVpnIp(ip),
+      drop: (p) => this.drop(p),
+      wonRace: (p, from) => this.resendAfterRace(p, from),
+    };
   }
 
   get pendingCount(): number {
@@ -202,6 +212,20 @@ export class HandshakeManager {
     }
   }
 
+  /**
+   * The peer initiated while our handshake to it was pending, and ours wins (§3.7): it drops its own and waits for
+   * ours. It is up and reachable at `from` now, so our stage 1 goes there at once instead of at the next retry, which
+   * the linear backoff may put hundreds of ms away (two nodes that handshake their static hosts at start race like
+   * this whenever the second starts while the first is still retrying). Not an attempt: the timer keeps its pace.
+   */
+  private resendAfterRace(p: Pending, from: HandshakePath): void {
+    if (this.resentAfterRace.has(p) || !this.pending.isCurrent(p)) return;
+    this.resentAfterRace.add(p);
+    this.env.sendUdp(p.packet, from);
+    this.env.counters.inc('messages.tx.handshake_ixpsk0');
+    this.env.log.debug('Handshake message sent', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from), initiatorIndex: p.localIndex, raceWon: true, handshake: { stage: 1, style: 'ix_psk0' } });
+  }
+
   private drop(p: Pending): void {
     this.pending.remove(p);
   }
@@ -226,7 +250,7 @@ export class HandshakeManager {
       this.env.log.debug(DENIED, { udpAddr: addr(from) });
       return;
     }
-    if (m.counter === 1) respondToStage1({ env: this.env, pendingFor: (ip) => this.pending.forVpnIp(ip), drop: (p) => this.drop(p) }, data, from);
+    if (m.counter === 1) respondToStage1(this.responder, data, from);
     else if (m.counter === 2) this.complete(data, m.localIndex, from);
   }
 

@@ -17,6 +17,8 @@ export interface Responder {
   env: HandshakeEnv;
   pendingFor(vpnIp: number): Pending | undefined;
   drop(p: Pending): void;
+  /** Our pending handshake `ours` won a race against the peer's stage 1 that came from `from`. */
+  wonRace?(ours: Pending, from: HandshakePath): void;
 }
 
 export function respondToStage1(r: Responder, data: Buffer, from: HandshakePath): void {
@@ -79,6 +81,7 @@ export function respondToStage1(r: Responder, data: Buffer, from: HandshakePath)
     if (vpnIp >>> 0 > env.vpnIp >>> 0) r.drop(ours);
     else {
       env.log.info('Prevented a pending handshake race', fields);
+      r.wonRace?.(ours, from);
       return;
     }
   }

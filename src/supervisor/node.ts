@@ -10,6 +10,7 @@ import { formatCidr, formatIPv4 } from '../shared/util/ipv4';
 import { assemble, type Running } from './assemble';
 import { SupervisorCounters } from './counters';
 import { DnsService } from './dns-service';
+import { warmUpHandshakes } from './handshake-warm-up';
 import { LiveConfig } from './live-config';
 import type { MetricsSource } from './metrics';
 import { reloadConfig, type ReloadResult } from './reload';
@@ -44,8 +45,15 @@ export class SupervisorNode {
     const staticHosts = await StaticHosts.resolve(cfg.static_host_map, this.log);
     const running = assemble(cfg, { live: this.live, log: this.log, counters: this.counters, staticHosts });
     this.running = running;
+    // Routines first: each reports ready once its data-path worker polls the queue and the socket. Only then does
+    // the inside get its address, so nothing is routed to the tun (a ping right after start) before a routine
+    // serves it; Go's readers also run as soon as its device is configured.
+    const routinesReady = running.routines.start();
+    // While they start: our first handshake (the first packet to a peer waits for it) should not run cold code.
+    const warmUpError = warmUpHandshakes(cfg.cipher, this.live.pki);
+    if (warmUpError !== undefined) this.log.warn('Handshake warm-up failed', { error: warmUpError });
+    await routinesReady;
     await running.inside.activate();
-    await running.routines.start();
     running.connections.start();
     running.rekeyer.start();
     running.lighthouse.start();

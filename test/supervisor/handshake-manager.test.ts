@@ -174,6 +174,47 @@ t.test('both sides initiate at once: the higher VPN IP wins and exactly one tunn
   t.equal(a.hm.pendingCount + b.hm.pendingCount, 0, 'nothing left pending');
 });
 
+t.test('a peer that comes up while our handshake to it is pending and wins the race gets our stage 1 at once, once', async (t) => {
+  const peers: Peer[] = [];
+  let aUp = false;
+  let dropFromB = false;
+  const { a, b } = pair((from, to, data) => {
+    if (!aUp || (from.name === 'b' && dropFromB)) return;
+    deliver(peers.find((p) => p.addr.ip === to.ip)!, from.addr, data);
+  });
+  peers.push(a, b);
+  b.hm.start(a.vpnIp); // a is down: lost; b's next retry is a whole try_interval (1 s) away
+  t.equal(b.sent.length, 1);
+  aUp = true;
+  dropFromB = true;
+  a.hm.start(b.vpnIp); // a initiates too; b (higher IP) refuses it and answers with its own stage 1, which is lost
+  t.equal(b.sent.length, 2, 'b sent its stage 1 again as soon as a initiated');
+  t.ok(b.sent[1]!.data.equals(b.sent[0]!.data), 'the very same stage 1');
+  t.same(b.sent[1]!.to, a.addr, 'to where a initiated from');
+  deliver(b, a.addr, a.sent[0]!.data); // a's retransmission: no second early resend
+  t.equal(b.sent.length, 2, 'once per pending handshake');
+  t.equal(b.counters.get('messages.tx.handshake_ixpsk0'), 2);
+  a.hm.stop();
+
+  // Now with the early stage 1 delivered: the tunnel is up without waiting for any retry timer.
+  const peers2: Peer[] = [];
+  let up = false;
+  const { a: c, b: d } = pair((from, to, data) => {
+    if (up) deliver(peers2.find((p) => p.addr.ip === to.ip)!, from.addr, data);
+  });
+  peers2.push(c, d);
+  d.hm.start(c.vpnIp);
+  up = true;
+  c.hm.start(d.vpnIp);
+  const hc = c.hostmap.get(d.vpnIp);
+  const hd = d.hostmap.get(c.vpnIp);
+  t.ok(hc && hd, 'one tunnel on each side');
+  t.ok(hd!.initiatedLocally && !hc!.initiatedLocally, "the higher IP's handshake made it");
+  t.ok(hc!.sendKey.equals(hd!.recvKey), 'mirrored keys');
+  t.equal(c.hm.pendingCount + d.hm.pendingCount, 0, 'nothing left pending');
+  t.equal(d.sent.length, 2, 'd sent its stage 1 twice (lost, then at once on the race), no retry');
+});
+
 t.test('re-key: a fresh handshake to the host of an existing tunnel replaces it on both sides', async (t) => {
   const peers: Peer[] = [];
   const { a, b } = pair((from, to, data) => deliver(peers.find((p) => p.addr.ip === to.ip)!, from.addr, data));

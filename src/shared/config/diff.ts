@@ -60,6 +60,7 @@ export const KEY_EFFECTS: Readonly<Record<string, KeyEffect>> = {
   'tun.routes': 'restart',
   'tun.unsafe_routes': 'restart',
   'tun.userspace': 'restart',
+  'tun.offloads': 'restart',
   logging: 'reload',
   'firewall.conntrack.tcp_timeout': 'reload',
   'firewall.conntrack.udp_timeout': 'reload',

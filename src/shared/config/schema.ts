@@ -1,6 +1,6 @@
 /**
  * The zod schema for every key Nebula 1.6.1 reads (nebula-spec §10.2, §7.1, §9.1, §5), with Nebula's code defaults,
- * plus the nebula-ts extensions (control.socket, firewall.conntrack.max_entries, tunnels.max, tun.userspace).
+ * plus the nebula-ts extensions (control.socket, firewall.conntrack.max_entries, tunnels.max, tun.userspace, tun.offloads).
  *
  * The schema converts and checks each key on its own. Rules that need several keys (routines, legacy fallbacks,
  * lighthouse.hosts vs static_host_map, stats/sshd requirements) live in validate.ts.
@@ -236,6 +236,12 @@ export const configSchema = section({
      * Lets a program exchange raw IP packets with the node without root (DESIGN.md "Inside").
      */
     userspace: str(''),
+    /**
+     * nebula-ts extension: open the tun with IFF_VNET_HDR + TUNSETOFFLOAD (checksum, TSO4/6, USO4/6), so a read may
+     * bring a 64 KB TCP/UDP super-packet the routine splits itself; falls back to plain packets when the kernel
+     * refuses. Off by default.
+     */
+    offloads: bool(false),
   }),
   logging: section({
     level: scalar(toLogLevel, (): LogLevel => 'info'),

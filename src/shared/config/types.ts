@@ -94,6 +94,8 @@ export interface TunConfig {
   unsafe_routes: UnsafeRoute[];
   /** nebula-ts extension: unix socket path of the userspace inside; '' = off (a tun device, unless disabled). */
   userspace: string;
+  /** nebula-ts extension: tun offloads (virtio-net header, TSO/USO, checksum offload); false = plain packets. */
+  offloads: boolean;
 }
 
 export interface LoggingConfig {

@@ -68,6 +68,11 @@ export const COUNTER_NAMES = [
   // relay frames (nebula-spec §5.8) this routine verified: for a tunnel of ours (terminal), or passed on (forwarded)
   'routine.relay.rx_terminal',
   'routine.relay.forwarded',
+  // tun.offloads: reads from the tun that were TCP/UDP super-packets, split into MTU-sized packets (each of which
+  // also counts in routine.inside.rx_packets)
+  'routine.inside.rx_superpackets',
+  // tun.offloads: writes to the tun that merged consecutive TCP segments of one flow into one super-packet
+  'routine.inside.tx_superpackets',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

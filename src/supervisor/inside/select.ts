@@ -14,5 +14,5 @@ export function selectInside(cfg: NebulaConfig, vpnIp: number, vpnMask: number, 
   const queues = cfg.routines;
   if (cfg.tun.disabled) return new DisabledInside();
   if (cfg.tun.userspace !== '') return new UserspaceInside(cfg.tun.userspace, vpnIp, cfg.tun.mtu, queues, log);
-  return new TunInside(cfg, vpnIp, vpnMask, networks6, queues);
+  return new TunInside(cfg, vpnIp, vpnMask, networks6, queues, log);
 }

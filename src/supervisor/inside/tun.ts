@@ -2,8 +2,13 @@
  * The Linux tun Inside: one `/dev/net/tun` fd per routine, attached as queues of one IFF_MULTI_QUEUE device when
  * there is more than one routine, configured from the cert (address, mask), `tun.mtu`, `tun.tx_queue`,
  * `tun.routes` and `tun.unsafe_routes` (nebula-spec §8.2).
+ *
+ * With `tun.offloads` (a nebula-ts extension) the queues are opened with IFF_VNET_HDR and the kernel asked for
+ * checksum and segmentation offloads; when it refuses any part, the device is reopened without them and a warning
+ * names why. A routine learns which kind of queue it got from the fd itself (routine/fd-edges.ts).
  */
-import { closeTun, configureInterface, ipRoute, openTun, type TunDevice } from '../../shared/native/tun';
+import { closeTun, configureInterface, enableOffloads, ipRoute, openTun, TUN_OFFLOADS_UDP, type TunDevice } from '../../shared/native/tun';
+import type { Logger } from '../../shared/log';
 import { formatCidr, formatIPv4, parseCidr } from '../../shared/util/ipv4';
 import { addAddress6, disableLinkLocal, maskedCidr6 } from '../../shared/native/tun-ipv6';
 import { parseCidr6, type IPv6Net } from '../../shared/util/ipv6';
@@ -13,6 +18,8 @@ import type { Inside } from './inside';
 export class TunInside implements Inside {
   readonly kind = 'tun' as const;
   private readonly dev: TunDevice;
+  /** The TUNSETOFFLOAD flags the kernel took; 0 = plain packets (offloads off or refused). */
+  readonly offloadFlags: number;
 
   constructor(
     private readonly cfg: NebulaConfig,
@@ -20,8 +27,16 @@ export class TunInside implements Inside {
     private readonly vpnMask: number,
     private readonly networks6: readonly string[],
     queues: number,
+    log: Logger,
   ) {
-    this.dev = openTun({ name: cfg.tun.dev, queues, multiQueue: queues > 1 });
+    const opts = { name: cfg.tun.dev, queues, multiQueue: queues > 1 };
+    let offloaded: { dev: TunDevice; flags: number } | undefined;
+    if (cfg.tun.offloads) {
+      offloaded = openOffloaded(opts, log);
+      if (offloaded) log.info('tun offloads enabled', { dev: offloaded.dev.name, udp: (offloaded.flags & TUN_OFFLOADS_UDP) !== 0 });
+    }
+    this.dev = offloaded?.dev ?? openTun(opts);
+    this.offloadFlags = offloaded?.flags ?? 0;
   }
 
   get name(): string {
@@ -67,6 +82,20 @@ export class TunInside implements Inside {
   }
 }
 
+
+/** The device with IFF_VNET_HDR and offloads, or undefined (warned, nothing left open) when the kernel refuses. */
+function openOffloaded(opts: Parameters<typeof openTun>[0], log: Logger): { dev: TunDevice; flags: number } | undefined {
+  let dev: TunDevice | undefined;
+  try {
+    dev = openTun({ ...opts, vnetHeader: true });
+    return { dev, flags: enableOffloads(dev) };
+  } catch (err) {
+    if (dev) closeTun(dev);
+    // execFileSync's message quotes the command and ip's stderr; a NativeError names the ioctl and errno.
+    log.warn('tun offloads refused by the kernel; using plain packets', { error: err instanceof Error ? err.message.trim() : String(err) });
+    return undefined;
+  }
+}
 
 /** `ip route` wants the network address, not a host address with a prefix. */
 function normalise(cidr: string): string {
