@@ -19,7 +19,8 @@
  * only the metrics cost.
  *
  * `--baseline DIR` adds implementation `base`: nebula-ts run from DIR/dist (another build, e.g. before a change),
- * measured alternately with the current one. `mix` is a nebula-ts client with a Go server.
+ * measured alternately with the current one. `mix` is a nebula-ts client with a Go server; `offload` is nebula-ts
+ * with `tun.offloads: true` (e.g. `--impls go,ts,offload`).
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -93,11 +94,14 @@ function implFor(label: string, o: Options): Impl {
       return { label, client: 'ts', server: 'ts', root };
     case 'mix':
       return { label, client: 'ts', server: 'go', root };
+    case 'offload':
+      // nebula-ts with the tun offloads on (tun.offloads, docs/performance.md "Change 3").
+      return { label, client: 'ts', server: 'ts', root, config: { tun: { offloads: true } } };
     case 'base':
       if (!o.baseline) throw new Error('implementation base needs --baseline DIR');
       return { label, client: 'ts', server: 'ts', root: o.baseline };
     default:
-      throw new Error(`unknown implementation ${label} (go, ts, mix, base)`);
+      throw new Error(`unknown implementation ${label} (go, ts, offload, mix, base)`);
   }
 }
 

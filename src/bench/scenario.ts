@@ -24,6 +24,8 @@ export interface Impl {
    * lighthouse_metrics, 'gates-off' without them (the endpoint alone). Absent: no `stats` section.
    */
   stats?: 'gates-on' | 'gates-off';
+  /** Extra config for the nebula-ts nodes (merged into the testbed's), e.g. `{ tun: { offloads: true } }`. */
+  config?: Record<string, unknown>;
 }
 
 export interface RunSpec {
@@ -59,7 +61,7 @@ export async function runOnce(spec: RunSpec): Promise<Metrics> {
       ['server', SERVER, impl.server],
     ] as const) {
       // Go 1.6.1 and nebula-ts read the same `routines` key; nebula-ts' testbed sets it from the spec.
-      const config = kind === 'go' ? { routines: spec.routines } : impl.stats ? { stats: metricsStatsConfig(impl.stats === 'gates-on') } : {};
+      const config = kind === 'go' ? { routines: spec.routines } : { ...impl.config, ...(impl.stats ? { stats: metricsStatsConfig(impl.stats === 'gates-on') } : {}) };
       await mesh.add({ name, kind, overlayIp: ip, routines: kind === 'ts' ? spec.routines : undefined, config });
     }
     mesh.writeConfigs();
