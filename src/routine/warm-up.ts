@@ -11,9 +11,9 @@
  *    packet parked then flushed, the peer's first datagram held then delivered, cipher contexts created), a stage 1
  *    handed up and a test request answered, as the supervisor's handshakes and connection manager make them, liveness
  *    marks cleared as the connection manager does;
+ *  - with new flows every round (conntrack misses and inserts, not only hits);
  *  - in two generations of throwaway paths: what happens once per new object (a socket's first batch) runs again
  *    once V8 records what it sees, so the optimised code already covers it when the real path's objects are new.
- *  - with new flows every round (conntrack misses and inserts, not only hits).
  * The real region, counters, conntrack, tunnels and supervisor see none of it.
  */
 import { randomBytes } from 'node:crypto';
@@ -29,10 +29,10 @@ import { socketpairSeqpacket } from '../shared/native/unix';
 import { createRegion } from '../shared/shm/region';
 import { computeLayout, viewsOver } from '../shared/state/layout';
 import { TunnelSlots } from '../shared/state/tunnel-slots';
+import { sendOnTunnel } from '../shared/tunnel/send';
 import { RoutineCounters } from './context';
 import { Datapath } from './datapath';
 import { DatagramBatch, type InsideQueue, type UnderlaySocket } from './edges';
-import { sendOnTunnel } from '../shared/tunnel/send';
 import { ipv4Packet, setFlow, warmUpAddresses } from './warm-up-packets';
 
 /** Round trips per packet kind: V8 optimises a function after some hundreds of calls (docs/performance.md). */
