@@ -11,10 +11,11 @@
  */
 import t, { type Test } from 'tap';
 import path from 'node:path';
-import { findGoBinary, goBinaryCandidates, goBinaryPrefix, GoCertMaker, installNodePki } from '../../src/testbed/mesh-v2';
+import { goBinaryPrefix, GoCertMaker, installNodePki } from '../../src/testbed/mesh-v2';
 import type { Mesh } from '../../src/testbed/netns-mesh';
-import { inCI, prereqs } from '../helpers/prereq';
-import { jsonLines, newMesh, ROOT, spawnFixture, status, tcpTransfer } from './helpers';
+import { prereqs } from '../helpers/prereq';
+import { needGoNebula } from '../helpers/go-nebula';
+import { jsonLines, newMesh, spawnFixture, status, tcpTransfer } from './helpers';
 
 const GO_VERSION = '1.11.0';
 const V4 = { t: '192.168.100.1', g1: '192.168.100.2', g2: '192.168.100.3' } as const;
@@ -32,19 +33,6 @@ const FIREWALL = {
   ],
 };
 
-function need111(t: Test): { nebula: string; cert: string } | undefined {
-  const nebula = findGoBinary(ROOT, GO_VERSION, 'nebula');
-  const cert = findGoBinary(ROOT, GO_VERSION, 'nebula-cert');
-  if (nebula && cert) return { nebula, cert };
-  const looked = [...goBinaryCandidates(ROOT, GO_VERSION, 'nebula'), ...goBinaryCandidates(ROOT, GO_VERSION, 'nebula-cert')].join(', ');
-  const reason = `missing prerequisite: Go nebula ${GO_VERSION} (looked at ${looked}; run ../shared/tools/fetch-nebula.sh DIR and set NEBULA_BIN_DIR=DIR)`;
-  if (inCI) t.fail(`${reason} (CI must fetch it)`);
-  else {
-    console.error(`# SKIP ${reason}`);
-    t.skip(reason, () => undefined);
-  }
-  return undefined;
-}
 
 async function transfer(t: Test, mesh: Mesh, from: Name, to: Name): Promise<void> {
   const r = await tcpTransfer(mesh, from, to, V6[to], TRANSFER_BYTES, `v6-${from}-${to}`);
@@ -70,7 +58,7 @@ async function probeFirewall(mesh: Mesh, from: Name, to: Name): Promise<string[]
 
 t.test('IPv6 overlay with Go 1.11.0: ping6, TCP over IPv6 both ways, each side initiating, IPv6 firewall rules', async (t) => {
   if (!prereqs(t, ['root', 'tun', 'nebula'])) return;
-  const go = need111(t);
+  const go = needGoNebula(t, GO_VERSION);
   if (!go) return;
   t.setTimeout(150_000);
   const mesh = await newMesh(t);
@@ -127,7 +115,7 @@ t.test('IPv6 overlay with Go 1.11.0: ping6, TCP over IPv6 both ways, each side i
 
 t.test('IPv6 overlay with Go 1.11.0: chachapoly and P256', async (t) => {
   if (!prereqs(t, ['root', 'tun', 'nebula'])) return;
-  const go = need111(t);
+  const go = needGoNebula(t, GO_VERSION);
   if (!go) return;
   t.setTimeout(120_000);
   const mesh = await newMesh(t, { cipher: 'chachapoly' });

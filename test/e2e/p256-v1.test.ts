@@ -15,9 +15,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { unmarshalCertFromPem } from '../../src/shared/pki';
-import { findGoBinary, goBinaryCandidates, goBinaryPrefix, installNodePki } from '../../src/testbed/mesh-v2';
+import { goBinaryPrefix, installNodePki } from '../../src/testbed/mesh-v2';
 import type { Mesh } from '../../src/testbed/netns-mesh';
-import { inCI, prereqs } from '../helpers/prereq';
+import { prereqs } from '../helpers/prereq';
+import { needGoNebula } from '../helpers/go-nebula';
 import { linesMatching, newMesh, ROOT } from './helpers';
 
 const GO_VERSION = '1.9.3';
@@ -25,20 +26,6 @@ const IP = { t: '192.168.100.1', ga: '192.168.100.2', gb: '192.168.100.3' } as c
 type Name = keyof typeof IP;
 const CERT_CLI = path.join(ROOT, 'dist', 'cert-cli', 'main.js');
 
-/** Go 1.9.3's nebula and nebula-cert, or undefined after skipping (outside CI) / failing (CI) with the reason. */
-function need193(t: Test): { nebula: string; cert: string } | undefined {
-  const nebula = findGoBinary(ROOT, GO_VERSION, 'nebula');
-  const cert = findGoBinary(ROOT, GO_VERSION, 'nebula-cert');
-  if (nebula && cert) return { nebula, cert };
-  const looked = [...goBinaryCandidates(ROOT, GO_VERSION, 'nebula'), ...goBinaryCandidates(ROOT, GO_VERSION, 'nebula-cert')].join(', ');
-  const reason = `missing prerequisite: Go nebula ${GO_VERSION} (looked at ${looked}; run ../shared/tools/fetch-nebula.sh DIR and set NEBULA_BIN_DIR=DIR)`;
-  if (inCI) t.fail(`${reason} (CI must fetch it)`);
-  else {
-    console.error(`# SKIP ${reason}`);
-    t.skip(reason, () => undefined);
-  }
-  return undefined;
-}
 
 const escaped = (s: string): string => s.replace(/\./g, '\\.');
 
@@ -68,7 +55,7 @@ async function pingBothWays(t: Test, mesh: Mesh, a: Name, b: Name): Promise<void
 
 t.test('v1 P256 certificates: nebula-ts with Go nebula 1.9.3, each side initiating', async (t) => {
   if (!prereqs(t, ['root', 'tun'])) return;
-  const go = need193(t);
+  const go = needGoNebula(t, GO_VERSION);
   if (!go) return;
   t.setTimeout(90_000);
   const mesh = await newMesh(t);

@@ -8,26 +8,16 @@
  * Each tunnel: 5/5 pings both ways and a byte-identical TCP transfer. Who initiated is read from nebula-ts's log.
  */
 import t, { type Test } from 'tap';
-import { findGoBinary, goBinaryCandidates, goBinaryPrefix } from '../../src/testbed/mesh-v2';
+import { goBinaryPrefix } from '../../src/testbed/mesh-v2';
 import type { Mesh } from '../../src/testbed/netns-mesh';
-import { inCI, prereqs } from '../helpers/prereq';
-import { linesMatching, newMesh, ROOT, tcpTransfer } from './helpers';
+import { prereqs } from '../helpers/prereq';
+import { needGoNebula } from '../helpers/go-nebula';
+import { linesMatching, newMesh, tcpTransfer } from './helpers';
 
 const IP = { t: '192.168.100.1', g19: '192.168.100.2', g111: '192.168.100.3' } as const;
 type Name = keyof typeof IP;
 const TRANSFER_BYTES = 2 * 1024 * 1024;
 
-function needGo(t: Test, version: string): string | undefined {
-  const nebula = findGoBinary(ROOT, version, 'nebula');
-  if (nebula) return nebula;
-  const reason = `missing prerequisite: Go nebula ${version} (looked at ${goBinaryCandidates(ROOT, version, 'nebula').join(', ')}; run ../shared/tools/fetch-nebula.sh DIR and set NEBULA_BIN_DIR=DIR)`;
-  if (inCI) t.fail(`${reason} (CI must fetch it)`);
-  else {
-    console.error(`# SKIP ${reason}`);
-    t.skip(reason, () => undefined);
-  }
-  return undefined;
-}
 
 /** nebula-ts's own log line for a stage 1 it sent to `peer`. */
 const sentStage1 = (peer: Name): RegExp => new RegExp(`^(?=.*msg="Handshake message sent")(?=.*stage(\\\\?":|:)1\\b)(?=.*\\bvpnIp=${IP[peer].replace(/\./g, '\\.')}(\\s|$))`);
@@ -46,8 +36,8 @@ async function tunnel(t: Test, mesh: Mesh, initiator: Name, responder: Name): Pr
 for (const cipher of ['aes', 'chachapoly'] as const) {
   t.test(`v1 certificates, ${cipher}: nebula-ts with Go nebula 1.9.3 and 1.11.0`, async (t) => {
     if (!prereqs(t, ['root', 'tun'])) return;
-    const go19 = needGo(t, '1.9.3');
-    const go111 = needGo(t, '1.11.0');
+    const go19 = needGoNebula(t, '1.9.3')?.nebula;
+    const go111 = needGoNebula(t, '1.11.0')?.nebula;
     if (!go19 || !go111) return;
     t.setTimeout(90_000);
     const mesh = await newMesh(t, { cipher });

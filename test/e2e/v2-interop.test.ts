@@ -18,10 +18,11 @@ import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { request } from '../../src/ctl/client';
-import { findGoBinary, goBinaryCandidates, goBinaryPrefix, GoCertMaker, installNodePki } from '../../src/testbed/mesh-v2';
+import { goBinaryPrefix, GoCertMaker, installNodePki } from '../../src/testbed/mesh-v2';
 import type { Mesh } from '../../src/testbed/netns-mesh';
-import { inCI, prereqs } from '../helpers/prereq';
-import { linesMatching, newMesh, ROOT, tcpTransfer } from './helpers';
+import { prereqs } from '../helpers/prereq';
+import { needGoNebula } from '../helpers/go-nebula';
+import { linesMatching, newMesh, tcpTransfer } from './helpers';
 
 const GO_VERSION = '1.11.0';
 const IP = {
@@ -37,20 +38,6 @@ const IP = {
 type Name = keyof typeof IP;
 const TRANSFER_BYTES = 20 * 1024 * 1024;
 
-/** Go 1.11.0's nebula and nebula-cert, or undefined after skipping (outside CI) / failing (CI) with the reason. */
-function need111(t: Test): { nebula: string; cert: string } | undefined {
-  const nebula = findGoBinary(ROOT, GO_VERSION, 'nebula');
-  const cert = findGoBinary(ROOT, GO_VERSION, 'nebula-cert');
-  if (nebula && cert) return { nebula, cert };
-  const looked = [...goBinaryCandidates(ROOT, GO_VERSION, 'nebula'), ...goBinaryCandidates(ROOT, GO_VERSION, 'nebula-cert')].join(', ');
-  const reason = `missing prerequisite: Go nebula ${GO_VERSION} (looked at ${looked}; run ../shared/tools/fetch-nebula.sh DIR and set NEBULA_BIN_DIR=DIR)`;
-  if (inCI) t.fail(`${reason} (CI must fetch it)`);
-  else {
-    console.error(`# SKIP ${reason}`);
-    t.skip(reason, () => undefined);
-  }
-  return undefined;
-}
 
 /** The certificate a nebula-ts node holds for a peer (print-cert -json <vpn ip>). */
 async function peerCert(mesh: Mesh, node: Name, peer: Name): Promise<{ version?: number; curve?: string; details: { name: string } }> {
@@ -101,7 +88,7 @@ async function transfer(t: Test, mesh: Mesh, from: Name, to: Name, bytes = TRANS
 
 t.test('v2 certificates from nebula-cert 1.11.0: nebula-ts with Go 1.11.0 (v2) and Go 1.6.1 (v1)', async (t) => {
   if (!prereqs(t, ['root', 'tun', 'nebula'])) return;
-  const go = need111(t);
+  const go = needGoNebula(t, GO_VERSION);
   if (!go) return;
   t.setTimeout(150_000);
   const mesh = await newMesh(t);
@@ -183,7 +170,7 @@ t.test('v2 certificates from nebula-cert 1.11.0: nebula-ts with Go 1.11.0 (v2) a
 
 t.test('v2 certificates, cipher chachapoly: nebula-ts with Go 1.11.0', async (t) => {
   if (!prereqs(t, ['root', 'tun'])) return;
-  const go = need111(t);
+  const go = needGoNebula(t, GO_VERSION);
   if (!go) return;
   t.setTimeout(60_000);
   const mesh = await newMesh(t, { cipher: 'chachapoly' });

@@ -19,12 +19,13 @@
  *     (f) g6 and g7 cannot reach each other; g6 pings fd42::37 and asks lht for a relay to fd42::37 (RelayToAddr),
  *         which lht maps to g7 and sets up.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import path from 'node:path';
 import { request } from '../../src/ctl/client';
-import { findGoBinary, goBinaryCandidates, goBinaryPrefix, GoCertMaker, installNodePki } from '../../src/testbed/mesh-v2';
+import { goBinaryPrefix, GoCertMaker, installNodePki } from '../../src/testbed/mesh-v2';
 import type { Mesh } from '../../src/testbed/netns-mesh';
-import { inCI, prereqs } from '../helpers/prereq';
+import { prereqs } from '../helpers/prereq';
+import { needGoNebula } from '../helpers/go-nebula';
 import { newMesh, ROOT, status, until } from './helpers';
 
 const GO_VERSION = '1.11.0';
@@ -45,20 +46,6 @@ type Name = keyof typeof IP;
 /** The dual-stack nodes' IPv6 VPN addresses (their certificates hold both networks). */
 const IP6: Partial<Record<Name, string>> = { g4: 'fd42::34', g5: 'fd42::35', g6: 'fd42::36', g7: 'fd42::37' };
 
-/** Go 1.11.0's nebula and nebula-cert, or undefined after skipping (outside CI) / failing (CI) with the reason. */
-function need111(t: Test): { nebula: string; cert: string } | undefined {
-  const nebula = findGoBinary(ROOT, GO_VERSION, 'nebula');
-  const cert = findGoBinary(ROOT, GO_VERSION, 'nebula-cert');
-  if (nebula && cert) return { nebula, cert };
-  const looked = [...goBinaryCandidates(ROOT, GO_VERSION, 'nebula'), ...goBinaryCandidates(ROOT, GO_VERSION, 'nebula-cert')].join(', ');
-  const reason = `missing prerequisite: Go nebula ${GO_VERSION} (looked at ${looked}; run ../shared/tools/fetch-nebula.sh DIR and set NEBULA_BIN_DIR=DIR)`;
-  if (inCI) t.fail(`${reason} (CI must fetch it)`);
-  else {
-    console.error(`# SKIP ${reason}`);
-    t.skip(reason, () => undefined);
-  }
-  return undefined;
-}
 
 /** A client of one lighthouse: its static_host_map names only that lighthouse; updates every second. */
 function client(lighthouse: Name, relays: Name[] = []): Record<string, unknown> {
@@ -92,7 +79,7 @@ async function blockDirect(mesh: Mesh, a: Name, b: Name): Promise<void> {
 
 t.test('v2 certificates: lighthouse, punch and relay messages between nebula-ts and Go 1.11.0', async (t) => {
   if (!prereqs(t, ['root', 'tun', 'nebula'])) return;
-  const go = need111(t);
+  const go = needGoNebula(t, GO_VERSION);
   if (!go) return;
   t.setTimeout(90_000);
   const mesh = await newMesh(t);
