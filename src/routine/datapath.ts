@@ -8,6 +8,7 @@
  * arrives on its socket is written to its inside queue. Per packet nothing is allocated: batches, the parsed
  * firewall tuple and the sockaddrs are reused; counters are plain stores into this routine's row of shared memory.
  */
+import { formatIPv6, parseIPv6 } from '../shared/util/ipv6';
 import type { FirewallUpdate, RoutineSetup, SupervisorToRoutine, RoutineToSupervisor } from '../shared/ipc/messages';
 import { C } from '../shared/state/counters';
 import { ConntrackTable } from '../shared/state/conntrack';
@@ -156,6 +157,11 @@ export class Datapath {
         const t = ctx.tunnels.install(msg.tunnel);
         // Counted as Go's handshakeComplete does: every cached packet handed to the send path once the tunnel is up.
         const parked = this.parking.take(t.vpnIp);
+        // First contact by IPv6 address: what waited under an address of this peer's certificate goes too.
+        for (const a of t.peer.ips6) {
+          const words = parseIPv6(a);
+          if (words !== undefined) parked.push(...this.parking.take(formatIPv6(words)));
+        }
         for (const p of parked) this.toOutside.sendData(t, p, p.length);
         if (parked.length > 0) ctx.counters.add(C['hostinfo.cached_packets.sent'], parked.length);
         // Held datagrams are processed as if they had just arrived.

@@ -10,7 +10,7 @@ import { FW_PASS, FW_REFUSED, type DatapathContext } from './context';
 import type { OutboundParking } from './outbound-parking';
 import type { Rejecter } from './reject';
 import type { RoutineTunnel } from './tunnel-registry';
-import { readIPv6Words } from '../shared/util/ipv6';
+import { formatIPv6, readIPv6Words } from '../shared/util/ipv6';
 import { Ipv6Routes, NO_ROUTE6, UNKNOWN_HOST6 } from './route6';
 
 /** Minimum IPv4 header. */
@@ -62,12 +62,27 @@ export class InsideToOutside {
     if (ctx.setup.dropMulticast && dst[0]! >>> 24 === 0xff) return;
     const via = routes.routeFor(dst, ctx.tunnels.vpn6);
     if (via === UNKNOWN_HOST6) {
-      // Go would ask the lighthouse by IPv6 address; hosts are keyed by IPv4 VPN IP here, so the first packets to a
-      // host never tunnelled to are dropped until IPv4 traffic (or the peer) brings the tunnel up.
-      ctx.counters.inc(C['routine.dropped.unknown_host6']);
+      this.firstContact6(buf, len);
       return;
     }
     this.forward(via === NO_ROUTE6 ? -1 : via, buf, len);
+  }
+
+  /**
+   * An IPv6 VPN address no certificate seen here holds (a host never tunnelled to): the packet waits under that address
+   * and the supervisor is asked for a tunnel by it (it handshakes the address's static_host_map entry or asks the
+   * lighthouses, as Go 1.11 does); the tunnel's install flushes it. The address text is made only here, once per
+   * packet to a host without a tunnel, never for traffic on a tunnel.
+   */
+  private firstContact6(buf: Buffer, len: number): void {
+    const ctx = this.ctx;
+    const key = formatIPv6(this.dst6);
+    const r = this.parking.park(key, buf, len, ctx.clock());
+    if (r === 'ask') ctx.post({ type: 'needTunnel6', routine: ctx.routine, vpnAddr6: key });
+    else if (r === 'dropped') {
+      ctx.counters.inc(C['routine.dropped.parked_overflow']);
+      ctx.counters.inc(C['hostinfo.cached_packets.dropped']);
+    }
   }
 
   /** To the tunnel of `via` (an IPv4 VPN IP; -1: unroutable): outbound firewall, seal, queue; parked without one. */

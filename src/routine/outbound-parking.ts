@@ -1,8 +1,11 @@
 /**
  * Packets for a VPN IP that has no tunnel yet wait here (bounded) while the supervisor handshakes, like Nebula's
  * per-host packet cache (up to 100 per host). Parking copies the packet: it happens once per flow start, not per
- * packet of an established tunnel.
+ * packet of an established tunnel. A host is keyed by its IPv4 VPN IP (a number), or, on first contact by an IPv6
+ * VPN address (no certificate seen here holds it yet), by that address as formatIPv6 writes it (a string); both kinds
+ * share the bounds.
  */
+export type ParkingKey = number | string;
 export const MAX_PARKED_PER_HOST = 100;
 export const MAX_PARKED_HOSTS = 1024;
 const REASK_MS = 1000;
@@ -13,10 +16,10 @@ interface Parked {
 }
 
 export class OutboundParking {
-  private readonly hosts = new Map<number, Parked>();
+  private readonly hosts = new Map<ParkingKey, Parked>();
 
   /** Parks a copy; returns 'ask' when the supervisor should be (re)asked for a tunnel, 'parked', or 'dropped'. */
-  park(vpnIp: number, buf: Buffer, len: number, now: number): 'ask' | 'parked' | 'dropped' {
+  park(vpnIp: ParkingKey, buf: Buffer, len: number, now: number): 'ask' | 'parked' | 'dropped' {
     let entry = this.hosts.get(vpnIp);
     if (!entry) {
       if (this.hosts.size >= MAX_PARKED_HOSTS) return 'dropped';
@@ -35,7 +38,7 @@ export class OutboundParking {
   }
 
   /** Takes every packet parked for `vpnIp` (on tunnel install). */
-  take(vpnIp: number): Buffer[] {
+  take(vpnIp: ParkingKey): Buffer[] {
     const entry = this.hosts.get(vpnIp);
     if (!entry) return [];
     this.hosts.delete(vpnIp);

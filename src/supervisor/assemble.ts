@@ -140,6 +140,8 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
     counters,
     addressesFor: (ip) => lighthouse.addressesFor(ip),
     queryLighthouse: (ip) => lighthouse.queryServer(ip),
+    addressesFor6: (a) => lighthouse.addressesFor6(a),
+    queryLighthouse6: (a) => lighthouse.queryServer6(a),
     sendUdp: (buf, to) => (to.via ? relays.sendVia(to.via, buf) : underlay.send(buf, buf.length, to)),
     relayHandshake: (ip, stage1) => relays.forHandshake(ip, stage1),
     install: (h) => tunnels.install(h),
@@ -152,6 +154,7 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
     lighthouse,
     sendMeta: (ip, payload) => metaSender.send(ip, TYPE_LIGHTHOUSE, 0, payload, 'messages.tx.lighthouse'),
     triggerHandshake: (ip) => handshakes.trigger(ip),
+    triggerHandshake6: (a) => handshakes.trigger6(a),
     punch: (to) => underlay.send(PUNCH, 1, to),
     sendTest: (ip) => metaSender.send(ip, TYPE_TEST, SUBTYPE_TEST_REQUEST, EMPTY, 'messages.tx.test_request'),
     punchy: () => ({ delay: live.config.punchy.delay, respond: live.config.punchy.respond }),
@@ -187,7 +190,7 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
     tryDirect: (ip) => handshakes.tryDirect(ip),
   });
   const requery = new Requery({ tunnels: () => hostmap.hosts(), sendCounter: (h) => hostmap.sendCounter(h), query: (ip) => lighthouse.queryServer(ip) });
-  const dispatch = new MetaDispatch({ log, hostmap, handshakes, tunnels, lighthouse: lighthouseHandler, relays });
+  const dispatch = new MetaDispatch({ log, hostmap, handshakes, tunnels, lighthouse: lighthouseHandler, addrs: lighthouse, relays });
   const routines = new RoutinePool({
     count: cfg.routines,
     capacities: region.capacities,

@@ -9,6 +9,7 @@
  * starts handshakes); nothing here keeps state of its own. Commands built with other parts (lighthouse, relays,
  * stats) are handed in as `extra` handlers, beside their entry in the shared table.
  */
+import { formatVpnAddr6 } from './handshake-stage2';
 import { commandHelp, findCommand, parseCommandArgs, UsageError, type ParsedArgs } from '../shared/console-commands';
 import { parseLogLevel, type Logger } from '../shared/log';
 import { certToJsonValue, certToText } from '../shared/pki';
@@ -40,7 +41,7 @@ export interface ConsoleParts {
   live: Pick<LiveConfig, 'pki' | 'vpnIp' | 'vpnMask'>;
   insideName: string;
   hostmap: Pick<HostMap, 'hosts' | 'get' | 'sendCounter'>;
-  handshakes: Pick<HandshakeManager, 'start' | 'isPending' | 'pendingHandshakes' | 'knownAddresses'>;
+  handshakes: Pick<HandshakeManager, 'start' | 'isPending' | 'pendingHandshakes' | 'knownAddresses' | 'knownAddresses6'>;
   tunnels: Pick<Tunnels, 'teardown' | 'moveTo'>;
   routines: Pick<RoutinePool, 'pids' | 'restarts' | 'startedAt'>;
   region: Pick<SharedRegion, 'routineCounter' | 'conntrackCount' | 'conntrackEntries' | 'capacities'>;
@@ -106,15 +107,17 @@ const listHostmap: ConsoleHandler = (a, p) => {
 };
 
 const listPendingHostmap: ConsoleHandler = (a, p) => {
-  const pending = [...p.handshakes.pendingHandshakes()].sort(byVpnIp).map((h) =>
-    controlHostInfo({
+  const pending = [...p.handshakes.pendingHandshakes()].sort(byVpnIp).map((h) => {
+    const info = controlHostInfo({
       vpnIp: h.vpnIp,
       localIndex: h.localIndex,
       remoteIndex: 0,
-      remoteAddrs: addressesWith(p.handshakes.knownAddresses(h.vpnIp), h.knownAddress),
+      remoteAddrs: addressesWith(h.target6 ? p.handshakes.knownAddresses6(h.target6) : p.handshakes.knownAddresses(h.vpnIp), h.knownAddress),
       messageCounter: 0,
-    }),
-  );
+    });
+    // First contact by IPv6 address: the host has no IPv4 VPN IP yet, it is named by the address asked for.
+    return h.target6 ? { ...info, vpnIp: formatVpnAddr6(h.target6) } : info;
+  });
   return listing(a, pending, () => pending.map((h) => hostLine(h) + '\n').join(''));
 };
 

@@ -5,7 +5,6 @@
  * Packets waiting for a tunnel are parked in the routines, which flush them when the tunnel is installed.
  */
 import { createInitiator } from '../shared/noise';
-import { HEADER_LEN } from '../shared/protocol/header';
 import type { Certificate } from '../shared/pki';
 import { formatIPv4 } from '../shared/util/ipv4';
 import { formatEndpoint, type Endpoint } from '../shared/util/endpoint';
@@ -16,18 +15,9 @@ import type { MetaPacket } from '../shared/ipc/messages';
 import type { HostMap, HostInfo, NewTunnel } from './hostmap';
 import type { SupervisorCounters } from './counters';
 import type { CAPool } from '../shared/pki';
-import {
-  buildStage1,
-  certHasVpnIp,
-  DENIED,
-  errText,
-  logFailure,
-  openHandshakePayload,
-  peerNetworks,
-  receivedMessage,
-  remoteOf,
-  type HandshakePath,
-} from './handshake-messages';
+import { buildStage1, DENIED, receivedMessage, type HandshakePath } from './handshake-messages';
+import { pendingName, readStage2 } from './handshake-stage2';
+import type { VpnAddr } from '../shared/protocol/vpn-addr';
 import { respondToStage1, type Responder } from './handshake-responder';
 import { Histogram } from './histogram';
 import type { RemoteAllowList } from '../shared/allow-list';
@@ -54,6 +44,10 @@ export interface HandshakeEnv {
    * whenever an attempt knows one address or none, as Go's handshake manager does.
    */
   queryLighthouse?(vpnIp: number): void;
+  /** First contact by IPv6 VPN address: the addresses known for it (static_host_map, lighthouse answers). */
+  addressesFor6?(a: VpnAddr): Endpoint[];
+  /** Asks the lighthouses where IPv6 VPN address `a` is (throttled as queryLighthouse). */
+  queryLighthouse6?(a: VpnAddr): void;
   /** A handshake datagram to an address, or back through the relay it came by. */
   sendUdp(buf: Buffer, to: HandshakePath): void;
   /** Each attempt also goes through the relays the peer named (relay-manager.ts); absent: none. */
@@ -73,6 +67,12 @@ export interface HandshakeEnv {
 }
 
 const addr = formatEndpoint;
+
+/**
+ * First contacts by IPv6 VPN address pending at once: an IPv6 network is too large to let traffic to every address
+ * in it start a handshake (an IPv4 network bounds itself), so beyond this they are refused and counted.
+ */
+export const MAX_FIRST_CONTACTS = 256;
 
 export class HandshakeManager {
   private readonly pending: PendingHandshakes;
@@ -118,9 +118,34 @@ export class HandshakeManager {
     this.initiate(vpnIp, address);
   }
 
+  /**
+   * First contact with a host known only by an IPv6 VPN address of its certificate (an IPv6 packet from the inside
+   * to a host never tunnelled to): a handshake to the addresses known for that address, whose responder must hold it
+   * and is then keyed by its certificate's IPv4 VPN IP. The caller maps addresses it knows to their host first.
+   */
+  startTo6(a: VpnAddr): void {
+    if (this.pending.forAddr6(a)) return;
+    if (this.pending.firstContactCount >= MAX_FIRST_CONTACTS) {
+      this.env.counters.inc('handshake_manager.first_contact_refused');
+      return;
+    }
+    this.initiate(0, undefined, false, a);
+  }
+
+  /** A lighthouse answered about IPv6 VPN address `a` (as `trigger`). */
+  trigger6(a: VpnAddr): void {
+    const p = this.pending.forAddr6(a);
+    if (p && !p.sent && p.attempts < this.env.retries) this.sendStage1(p);
+  }
+
   /** The handshakes we are waiting on (nebula-ctl list-pending-hostmap). */
   pendingHandshakes(): readonly Readonly<Pending>[] {
     return this.pending.all();
+  }
+
+  /** The underlay addresses known for IPv6 VPN address `a` (a first contact's). */
+  knownAddresses6(a: VpnAddr): Endpoint[] {
+    return this.env.addressesFor6?.(a) ?? [];
   }
 
   /** The underlay addresses known for `vpnIp`: what a handshake to it tries (nebula-ctl list-hostmap). */
@@ -141,15 +166,15 @@ export class HandshakeManager {
     this.initiate(vpnIp, undefined, true);
   }
 
-  private initiate(vpnIp: number, knownAddress?: Endpoint, directOnly = false): void {
+  private initiate(vpnIp: number, knownAddress?: Endpoint, directOnly = false, target6?: VpnAddr): void {
     const env = this.env;
-    if (vpnIp === env.vpnIp || this.pending.forVpnIp(vpnIp)) return;
+    if (!target6 && (vpnIp === env.vpnIp || this.pending.forVpnIp(vpnIp))) return;
     const localIndex = env.hostmap.allocateIndex();
     const pki = env.pki();
     const noise = createInitiator({ cipher: env.cipher, staticPrivate: pki.privateKey, curve: pki.cert.curve });
     // A CertState reads as its initiating version's certificate.
     const packet = buildStage1(noise, pki.cert, localIndex);
-    const p: Pending = { vpnIp, localIndex, noise, packet, attempts: 0, startedAt: process.hrtime.bigint(), knownAddress, directOnly };
+    const p: Pending = { vpnIp, target6, localIndex, noise, packet, attempts: 0, startedAt: process.hrtime.bigint(), knownAddress, directOnly };
     this.pending.add(p);
     env.counters.inc('handshake_manager.initiated');
     // A static host is tried at once (nebula-spec §3.6); later attempts back off linearly.
@@ -171,7 +196,7 @@ export class HandshakeManager {
     if (!this.pending.isCurrent(p)) return;
     if (p.attempts >= env.retries) {
       env.log.info('Handshake timed out', {
-        vpnIp: formatIPv4(p.vpnIp),
+        vpnIp: pendingName(p),
         initiatorIndex: p.localIndex,
         remoteIndex: 0,
         durationNs: Number(process.hrtime.bigint() - p.startedAt),
@@ -190,11 +215,16 @@ export class HandshakeManager {
   private sendStage1(p: Pending): void {
     const env = this.env;
     p.attempts++;
-    const addrs = [...env.addressesFor(p.vpnIp)];
+    const target6 = p.target6;
+    const addrs = target6 ? [...(env.addressesFor6?.(target6) ?? [])] : [...env.addressesFor(p.vpnIp)];
     const known = p.knownAddress;
     if (known && !addrs.some((a) => a.ip === known.ip && a.port === known.port)) addrs.push(known);
-    if (addrs.length <= 1) env.queryLighthouse?.(p.vpnIp);
-    if (!p.directOnly) env.relayHandshake?.(p.vpnIp, p.packet);
+    if (addrs.length <= 1) {
+      if (target6) env.queryLighthouse6?.(target6);
+      else env.queryLighthouse?.(p.vpnIp);
+    }
+    // Relays are named per host (IPv4 key): a host known only by an IPv6 address is tried directly.
+    if (!p.directOnly && !target6) env.relayHandshake?.(p.vpnIp, p.packet);
     for (const a of addrs) {
       env.sendUdp(p.packet, a);
       env.counters.inc('messages.tx.handshake_ixpsk0');
@@ -202,13 +232,13 @@ export class HandshakeManager {
     if (addrs.length > 0) {
       p.sent = true;
       env.log.info('Handshake message sent', {
-        vpnIp: formatIPv4(p.vpnIp),
+        vpnIp: pendingName(p),
         udpAddrs: addrs.map(addr),
         initiatorIndex: p.localIndex,
         handshake: { stage: 1, style: 'ix_psk0' },
       });
     } else {
-      env.log.debug('No known address for host, waiting', { vpnIp: formatIPv4(p.vpnIp) });
+      env.log.debug('No known address for host, waiting', { vpnIp: pendingName(p) });
     }
   }
 
@@ -223,7 +253,7 @@ export class HandshakeManager {
     this.resentAfterRace.add(p);
     this.env.sendUdp(p.packet, from);
     this.env.counters.inc('messages.tx.handshake_ixpsk0');
-    this.env.log.debug('Handshake message sent', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from), initiatorIndex: p.localIndex, raceWon: true, handshake: { stage: 1, style: 'ix_psk0' } });
+    this.env.log.debug('Handshake message sent', { vpnIp: pendingName(p), udpAddr: addr(from), initiatorIndex: p.localIndex, raceWon: true, handshake: { stage: 1, style: 'ix_psk0' } });
   }
 
   private drop(p: Pending): void {
@@ -263,66 +293,19 @@ export class HandshakeManager {
       return;
     }
     // Go's ixHandshakeStage2: a reply from a denied address is ignored and the handshake stays pending (retries).
-    if (!from.via && env.remoteAllowList && !env.remoteAllowList().allow(p.vpnIp, from.ip)) {
-      env.log.debug(DENIED, { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from) });
+    // (First contact by IPv6 address has no IPv4 key yet: the allow list is asked about the unknown host.)
+    const allowed = !from.via && env.remoteAllowList ? (p.target6 ? env.remoteAllowList().allowUnknownVpnIp(from.ip) : env.remoteAllowList().allow(p.vpnIp, from.ip)) : true;
+    if (!allowed) {
+      env.log.debug(DENIED, { vpnIp: pendingName(p), udpAddr: addr(from) });
       return;
     }
-    let payload: Buffer;
-    let peerStatic: Buffer;
-    try {
-      ({ payload, peerStatic } = p.noise.readMessage2(data.subarray(HEADER_LEN)));
-    } catch (err) {
-      // Unauthenticated garbage must not cost us the handshake: the Noise state was rolled back, keep waiting.
-      env.log.error('Failed to call noise.ReadMessage', { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from), error: errText(err), handshake: { stage: 2, style: 'ix_psk0' } });
-      return;
-    }
-    // Authenticated by Noise from here on, so it really came from the peer: a broken payload ends this handshake.
-    const pki = env.pki();
-    const opened = openHandshakePayload(payload, peerStatic, pki.caPool, pki.cert.curve);
-    if (!opened.ok) {
-      logFailure(env.log, opened, { vpnIp: formatIPv4(p.vpnIp), udpAddr: addr(from) }, 2);
-      this.drop(p);
-      return;
-    }
-    const { details, cert } = opened;
-    const fields = {
-      vpnIp: formatIPv4(p.vpnIp),
-      udpAddr: addr(from),
-      certName: cert.details.name,
-      certVersion: cert.version,
-      fingerprint: cert.fingerprint(),
-      issuer: cert.details.issuer,
-      initiatorIndex: p.localIndex,
-      responderIndex: details.responderIndex,
-      handshake: { stage: 2, style: 'ix_psk0' },
-    };
-    const networks = peerNetworks(cert, pki.cert);
-    if (networks.isSelf) {
-      env.log.error('Refusing to handshake with myself', fields);
-      this.drop(p);
-      return;
-    }
-    if (!certHasVpnIp(cert, p.vpnIp)) {
-      env.log.info('Incorrect host responded to handshake', { ...fields, certVpnIp: formatIPv4(cert.vpnIp ?? 0) });
-      this.drop(p);
-      return;
-    }
-    const keys = p.noise.split();
+    const outcome = readStage2(env, p, data, from);
+    if (outcome.kind === 'wait') return;
     const duration = Number(process.hrtime.bigint() - p.startedAt);
     this.drop(p);
-    const installed = env.install({
-      vpnIp: p.vpnIp,
-      localIndex: p.localIndex,
-      remoteIndex: details.responderIndex,
-      sendKey: keys.sendKey,
-      recvKey: keys.recvKey,
-      cert,
-      ...remoteOf(from),
-      handshakeTime: details.time,
-      initiatedLocally: true,
-    });
-    if (!installed) return; // refused (and logged) by install: the host map is full
+    if (outcome.kind === 'fail') return;
+    if (!env.install(outcome.tunnel)) return; // refused (and logged) by install: the host map is full
     this.durations.update(duration);
-    env.log.info(receivedMessage(networks.inCommon), { ...fields, durationNs: duration, sentCachedPackets: 0 });
+    env.log.info(receivedMessage(outcome.inCommon), { ...outcome.fields, durationNs: duration, sentCachedPackets: 0 });
   }
 }

@@ -45,6 +45,8 @@ export interface LighthouseHandlerEnv {
   sendMeta(vpnIp: number, payload: MetaPayload): void;
   /** Tries the pending handshake to `vpnIp` now (Go's handshakeTrigger). */
   triggerHandshake(vpnIp: number): void;
+  /** Tries the pending first-contact handshake to IPv6 VPN address `a` now. */
+  triggerHandshake6?(a: VpnAddr): void;
   /** One raw datagram (a hole punch) from our main socket. */
   punch(to: Endpoint): void;
   /** A test request to `vpnIp` (handshaking first when there is no tunnel). */
@@ -136,6 +138,17 @@ export class LighthouseHandler {
   private hostQueryReply(from: number, d: NebulaMetaDetails): void {
     const lh = this.env.lighthouse;
     if (!lh.isLighthouse(from)) return this.drop('notLighthouse', 'Host query reply from a host that is not a lighthouse', from);
+    // An answer about an IPv6 VPN address we asked about but know no host for: first contact (handshake-manager.ts).
+    const named = metaSubject(d);
+    if (named && named.version === 2 && lh.vpnIpOf(named.addr) === undefined && lh.asked6(named.addr)) {
+      const v4 = d.ip4AndPorts
+        .slice(0, MAX_REMOTES)
+        .map((a) => ({ ip: a.ip >>> 0, port: a.port & 0xffff }))
+        .filter((e) => e.port !== 0 && lh.shouldAddForUnknown(e.ip));
+      lh.answered6(named.addr, v4);
+      this.env.triggerHandshake6?.(named.addr);
+      return;
+    }
     const about = this.subject(from, d, 'dropping malformed HostQueryReply');
     if (about === undefined) return;
     this.store(from, about.ip, d);

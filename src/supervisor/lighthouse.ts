@@ -26,7 +26,7 @@ import type { Logger } from '../shared/log';
 import type { CertVersion } from '../shared/pki/certificate';
 import { encodeMeta, MetaType, type Ip4AndPort } from '../shared/protocol/lighthouse';
 import { metaDetailsFor } from '../shared/protocol/meta-version';
-import type { VpnAddr } from '../shared/protocol/vpn-addr';
+import { addrKey, type VpnAddr } from '../shared/protocol/vpn-addr';
 import type { IpPrefix } from '../shared/pki/v2/prefix';
 import type { Endpoint } from '../shared/util/endpoint';
 import { formatIPv4, netContains, parseCidr, parseIPv4, type IPv4Net } from '../shared/util/ipv4';
@@ -65,6 +65,14 @@ export class Lighthouse {
   private readonly map = new Map<number, RemoteList>();
   private staticIps = new Set<number>();
   private readonly lastQuery = new Map<number, number>();
+  /**
+   * First contact by IPv6 VPN address (a host we know no IPv4 key of yet): the static_host_map entries keyed by such
+   * an address, the queries we sent about one, and the lighthouses' answers (bounded like the map; the host's
+   * addresses move to the map under its IPv4 key once the handshake brings its certificate).
+   */
+  private staticHosts?: StaticHosts;
+  private readonly lastQuery6 = new Map<bigint, number>();
+  private readonly answers6 = new Map<bigint, Endpoint[]>();
   private updateTimer?: NodeJS.Timeout;
   private interval = 0;
 
@@ -96,6 +104,7 @@ export class Lighthouse {
 
   /** (Re)loads the static_host_map entries (owned by ourselves, so a lighthouse never serves them). */
   setStaticHosts(hosts: StaticHosts): void {
+    this.staticHosts = hosts;
     for (const ip of this.staticIps) this.map.get(ip)?.forget(this.env.vpnIp);
     this.staticIps = new Set();
     for (const ip of hosts.vpnIps()) {
@@ -108,6 +117,47 @@ export class Lighthouse {
   /** Where a handshake to `vpnIp` is sent: every known address, ordered (preferred_ranges first). */
   addressesFor(vpnIp: number): Endpoint[] {
     return this.map.get(vpnIp)?.addresses(this.preferred) ?? [];
+  }
+
+  /** Where a first-contact handshake to IPv6 VPN address `a` is sent: its static_host_map entry, then what lighthouses said. */
+  addressesFor6(a: VpnAddr): Endpoint[] {
+    const out = [...(this.staticHosts?.addressesFor6(a) ?? [])];
+    for (const e of this.answers6.get(addrKey(a)) ?? []) if (!out.some((o) => o.ip === e.ip && o.port === e.port)) out.push(e);
+    return out;
+  }
+
+  /** Did we ask the lighthouses about IPv6 VPN address `a` (so an answer naming it is expected)? */
+  asked6(a: VpnAddr): boolean {
+    return this.lastQuery6.has(addrKey(a));
+  }
+
+  /** A lighthouse's answer about IPv6 VPN address `a` (filtered by the caller as any reported address). */
+  answered6(a: VpnAddr, addrs: Endpoint[]): void {
+    const key = addrKey(a);
+    this.answers6.delete(key);
+    if (this.answers6.size >= this.env.capacity) this.answers6.delete(this.answers6.keys().next().value as bigint);
+    this.answers6.set(key, addrs);
+  }
+
+  /**
+   * Asks every lighthouse where IPv6 VPN address `a` is (Go 1.11 asks by the address it wants). Only lighthouses on
+   * v2 tunnels can be asked: a v1 message has no room for an IPv6 address (Go: "Can't query lighthouse for v6 address
+   * using a v1 protocol"), so the query is not written for them.
+   */
+  queryServer6(a: VpnAddr, now = Date.now()): void {
+    if (this.amLighthouse) return;
+    const key = addrKey(a);
+    const last = this.lastQuery6.get(key);
+    if (last !== undefined && now - last < QUERY_INTERVAL_MS) return;
+    if (this.lastQuery6.size >= this.env.capacity) this.lastQuery6.delete(this.lastQuery6.keys().next().value as bigint);
+    this.lastQuery6.delete(key);
+    this.lastQuery6.set(key, now);
+    const query = (v: CertVersion): Buffer | undefined =>
+      v === 1 ? undefined : encodeMeta({ type: MetaType.HostQuery, details: metaDetailsFor(v, { vpnAddr: a }) });
+    for (const lh of this.lighthouses()) {
+      this.env.counters.inc(lighthouseCounter('tx', MetaType.HostQuery));
+      this.env.sendMeta(lh, query);
+    }
   }
 
   /** The whole map, for nebula-ctl list-lighthouse-addrmap. */
@@ -158,6 +208,11 @@ export class Lighthouse {
   /** Go's unlockedShouldAddV4: the remote allow list allows it and it is not inside our VPN network. */
   shouldAdd(vpnIp: number, ip: number): boolean {
     return remoteAllowListOf(this.env.config().lighthouse).allow(vpnIp, ip) && !netContains(this.env.vpnNet, ip);
+  }
+
+  /** shouldAdd for a host known only by an IPv6 VPN address (remote_allow_list as for an unknown VPN IP). */
+  shouldAddForUnknown(ip: number): boolean {
+    return remoteAllowListOf(this.env.config().lighthouse).allowUnknownVpnIp(ip) && !netContains(this.env.vpnNet, ip);
   }
 
   /** Asks every lighthouse where `vpnIp` is (never as a lighthouse, never about a lighthouse). */

@@ -41,7 +41,7 @@ export class LiveConfig {
     this.vpnIp = first.ip >>> 0;
     this.vpnMask = first.mask >>> 0;
     this.vpnNetworks6 = vpnNetworks6Of(this.hostPki.cert);
-    const issues = vpnNetworkIssues(this.cfg, { ip: this.vpnIp, mask: this.vpnMask });
+    const issues = vpnNetworkIssues(this.cfg, { ip: this.vpnIp, mask: this.vpnMask }, this.vpnNetworks6);
     if (issues.length > 0) throw new ConfigError(issues);
     this.rules = firewallUpdate(this.cfg, 0);
     this.rulesHash = describeRules(this.cfg.firewall.outbound, this.cfg.firewall.inbound).hash;

@@ -11,6 +11,7 @@ import { checkHostPki, loadHostCertAndKey } from '../shared/pki';
 import { exitOnUnexpectedErrors } from '../shared/fatal';
 import http from 'node:http';
 import { NodeConsole } from './console';
+import { vpnNetworks6Of } from './live-config';
 import { lighthouseCommands } from './console-lighthouse';
 import { relayCommands } from './console-relays';
 import { statsCommand } from './console-stats';
@@ -94,8 +95,9 @@ async function main(): Promise<number> {
       const problems = checkHostPki({ ca: pki.ca, cert: pki.cert, key: pki.key, blocklist: pki.blocklist, initiatingVersion: pki.initiating_version });
       if (problems.length === 0) {
         // Keys naming VPN IPs must lie in the network of the cert (now known to load).
-        const net = loadHostCertAndKey({ cert: pki.cert, key: pki.key, initiatingVersion: pki.initiating_version }).cert.details.ips[0]!;
-        problems.push(...vpnNetworkIssues(loaded.config, { ip: net.ip >>> 0, mask: net.mask >>> 0 }).map(formatIssue));
+        const host = loadHostCertAndKey({ cert: pki.cert, key: pki.key, initiatingVersion: pki.initiating_version }).cert;
+        const net = host.details.ips[0]!;
+        problems.push(...vpnNetworkIssues(loaded.config, { ip: net.ip >>> 0, mask: net.mask >>> 0 }, vpnNetworks6Of(host)).map(formatIssue));
       }
       if (problems.length > 0) {
         process.stderr.write(problems.map((p) => `${p}\n`).join(''));

@@ -13,6 +13,9 @@ import type { HostMap } from './hostmap';
 import type { LighthouseHandler } from './lighthouse-handler';
 import type { RelayManager } from './relay-manager';
 import type { Tunnels } from './tunnels';
+import type { VpnAddrLookup } from './vpn-addr-book';
+import { addrOfWords } from './static-hosts';
+import { parseIPv6 } from '../shared/util/ipv6';
 
 export interface MetaDispatchEnv {
   log: Logger;
@@ -20,6 +23,8 @@ export interface MetaDispatchEnv {
   handshakes: HandshakeManager;
   tunnels: Tunnels;
   lighthouse: LighthouseHandler;
+  /** Which host an address names (the IPv6 VPN addresses of the hosts we have tunnels to, and ours). */
+  addrs: Pick<VpnAddrLookup, 'vpnIpOf'>;
   relays: RelayManager;
 }
 
@@ -34,6 +39,9 @@ export class MetaDispatch {
       case 'needTunnel':
         this.env.handshakes.start(m.vpnIp);
         return;
+      case 'needTunnel6':
+        this.needTunnel6(m.vpnAddr6);
+        return;
       case 'roamed':
         this.env.tunnels.roamed(m.localIndex, m.remoteIp, m.remotePort);
         return;
@@ -43,6 +51,19 @@ export class MetaDispatch {
       case 'ready':
         return;
     }
+  }
+
+  /**
+   * An IPv6 packet for a VPN address no routine knows a host for. A host we know by another address (a tunnel the
+   * routine has not heard of yet) is handshaked by its IPv4 VPN IP; anyone else by that IPv6 address (first contact).
+   */
+  private needTunnel6(text: string): void {
+    const words = parseIPv6(text);
+    if (words === undefined) return;
+    const a = addrOfWords(words);
+    const known = this.env.addrs.vpnIpOf(a);
+    if (known !== undefined) this.env.handshakes.start(known);
+    else this.env.handshakes.startTo6(a);
   }
 
   private onMeta(p: MetaPacket): void {

@@ -15,7 +15,12 @@ import type { SupervisorCounters } from './counters';
 import type { HostInfo } from './hostmap';
 
 /** A meta packet's plaintext, or how to write it for a tunnel of a given certificate version. */
-export type MetaPayload = Buffer | ((version: CertVersion) => Buffer);
+/**
+ * A payload, or how to write it for the tunnel's certificate version; `undefined` when the message cannot be said in
+ * that version (an IPv6 VPN address on a v1 tunnel, as Go's "Can't query lighthouse for v6 address using a v1
+ * protocol"): then nothing is sent and nothing counted.
+ */
+export type MetaPayload = Buffer | ((version: CertVersion) => Buffer | undefined);
 
 /**
  * The certificate version a tunnel's messages are written for: the peer's certificate's. The handshake normally makes
@@ -26,7 +31,7 @@ export function tunnelVersion(h: HostInfo): CertVersion {
   return h.cert.version;
 }
 
-function resolve(payload: MetaPayload, h: HostInfo): Buffer {
+function resolve(payload: MetaPayload, h: HostInfo): Buffer | undefined {
   return typeof payload === 'function' ? payload(tunnelVersion(h)) : payload;
 }
 
@@ -58,7 +63,8 @@ export class MetaSender {
   send(vpnIp: number, type: number, subtype: number, payload: MetaPayload, counter: string): void {
     const h = this.env.tunnelTo(vpnIp);
     if (h) {
-      if (this.env.sendOn(h, type, subtype, resolve(payload, h))) this.env.counters.inc(counter);
+      const buf = resolve(payload, h);
+      if (buf !== undefined && this.env.sendOn(h, type, subtype, buf)) this.env.counters.inc(counter);
       return;
     }
     const now = this.now();
@@ -88,7 +94,9 @@ export class MetaSender {
     if (this.now() - w.since > MAX_AGE_MS) return this.dropAll(h.vpnIp, w);
     this.waiting.delete(h.vpnIp);
     for (const p of w.packets) {
-      if (this.env.sendOn(h, p.type, p.subtype, resolve(p.payload, h))) {
+      const buf = resolve(p.payload, h);
+      if (buf === undefined) continue; // not expressible on this tunnel's version: never a packet
+      if (this.env.sendOn(h, p.type, p.subtype, buf)) {
         this.env.counters.inc(p.counter);
         this.env.counters.inc('hostinfo.cached_packets.sent');
       } else {

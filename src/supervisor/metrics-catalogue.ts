@@ -63,6 +63,8 @@ export const EXTRA_NAMES: readonly string[] = [
   'messages.rx.invalid',
   // tunnels refused because the host map is full (tunnels.max)
   'hostmap.refused',
+  // first contacts by IPv6 VPN address refused because MAX_FIRST_CONTACTS of them are pending
+  'handshake_manager.first_contact_refused',
   ...LIGHTHOUSE_EXTRAS,
 ];
 export const EXTRA_PREFIXES: readonly string[] = ['routine.'];

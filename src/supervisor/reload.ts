@@ -88,7 +88,7 @@ export function reloadConfig(env: ReloadEnv): ReloadResult {
   try {
     const loaded = loadConfig(live.configPath);
     next = loaded.config;
-    const issues = vpnNetworkIssues(next, { ip: live.vpnIp, mask: live.vpnMask });
+    const issues = vpnNetworkIssues(next, { ip: live.vpnIp, mask: live.vpnMask }, live.vpnNetworks6);
     if (issues.length > 0) throw new ConfigError(issues);
     logConfigWarnings(log, loaded.warnings, 'reload');
   } catch (err) {

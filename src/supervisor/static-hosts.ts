@@ -8,16 +8,24 @@ import type { NebulaConfig } from '../shared/config';
 import type { Logger } from '../shared/log';
 import { parseHostPort } from '../shared/util/host-port';
 import { parseIPv4 } from '../shared/util/ipv4';
+import { parseIPv6 } from '../shared/util/ipv6';
+import { addrKey, addrOfBytes, type VpnAddr } from '../shared/protocol/vpn-addr';
 import type { Endpoint } from '../shared/util/endpoint';
 
 export class StaticHosts {
-  private constructor(private readonly byVpnIp: Map<number, Endpoint[]>) {}
+  private constructor(
+    private readonly byVpnIp: Map<number, Endpoint[]>,
+    /** Keys that are IPv6 VPN addresses (by addrKey): used for first contact by that address. */
+    private readonly byAddr6: Map<bigint, Endpoint[]> = new Map(),
+  ) {}
 
   static async resolve(map: NebulaConfig['static_host_map'], log: Logger): Promise<StaticHosts> {
     const byVpnIp = new Map<number, Endpoint[]>();
+    const byAddr6 = new Map<bigint, Endpoint[]>();
     for (const [vpn, addrs] of Object.entries(map)) {
       const vpnIp = parseIPv4(vpn);
-      if (vpnIp === undefined) continue;
+      const words6 = vpnIp === undefined ? parseIPv6(vpn) : undefined;
+      if (vpnIp === undefined && words6 === undefined) continue;
       const list: Endpoint[] = [];
       for (const a of addrs) {
         const hostPort = parseHostPort(a);
@@ -33,9 +41,15 @@ export class StaticHosts {
         }
         if (ip !== undefined && !list.some((e) => e.ip === ip && e.port === port)) list.push({ ip, port });
       }
-      byVpnIp.set(vpnIp, list);
+      if (vpnIp !== undefined) byVpnIp.set(vpnIp, list);
+      else byAddr6.set(addrKey(addrOfWords(words6!)), list);
     }
-    return new StaticHosts(byVpnIp);
+    return new StaticHosts(byVpnIp, byAddr6);
+  }
+
+  /** The addresses configured for an IPv6 VPN address key. */
+  addressesFor6(a: VpnAddr): Endpoint[] {
+    return this.byAddr6.get(addrKey(a)) ?? [];
   }
 
   addressesFor(vpnIp: number): Endpoint[] {
@@ -45,4 +59,11 @@ export class StaticHosts {
   vpnIps(): IterableIterator<number> {
     return this.byVpnIp.keys();
   }
+}
+
+/** An IPv6 address's four big-endian words as an Addr. */
+export function addrOfWords(w: readonly number[]): VpnAddr {
+  const b = Buffer.alloc(16);
+  for (let i = 0; i < 4; i++) b.writeUInt32BE(w[i]! >>> 0, i * 4);
+  return addrOfBytes(b);
 }

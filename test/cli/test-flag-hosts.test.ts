@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeCA, makeHostCert } from '../../src/testbed/mesh-pki';
+import { parseConfig, vpnNetworkIssues } from '../../src/shared/config';
 
 const bin = path.resolve(__dirname, '..', '..', 'bin', 'nebula-ts');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'nts-cli-hosts-'));
@@ -55,4 +56,13 @@ t.test('the same hosts written correctly: exit 0, the effective config printed',
   const cfg = JSON.parse(r.stdout) as { lighthouse: { hosts: string[] }; static_host_map: Record<string, string[]> };
   t.same(cfg.lighthouse.hosts, ['192.168.100.9']);
   t.same(cfg.static_host_map, { '192.168.100.9': ['10.99.0.9:4242'] });
+});
+
+t.test('an IPv6 static_host_map key (first contact by IPv6 address) must lie in an IPv6 network of the certificate', async (t) => {
+  const r = runTest('static_host_map: {"fd42::5": ["10.99.0.5:4242"]}\n');
+  t.equal(r.status, 1, 'a v1 certificate has no IPv6 network');
+  t.same(r.problems, ['static_host_map.fd42::5: static_host_map key is not in our subnet (no IPv6 network), invalid']);
+  const cfg = parseConfig(PKI + 'static_host_map: {"fd42::5": ["10.99.0.5:4242"], "fd43::5": ["10.99.0.6:4242"], "192.168.100.5": ["10.99.0.7:4242"]}\n').config;
+  const issues = vpnNetworkIssues(cfg, { ip: 0xc0a86401, mask: 0xffffff00 }, ['fd42::1/64']);
+  t.same(issues.map((i) => `${i.path}: ${i.message}`), ['static_host_map.fd43::5: static_host_map key is not in our subnet (fd42::1/64), invalid'], 'inside the IPv6 network: accepted');
 });

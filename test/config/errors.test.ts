@@ -29,7 +29,7 @@ const CASES: Array<[name: string, yaml: string, path: string, message: RegExp]> 
   ['oversized listen.port', 'listen:\n  port: 65536\n', 'listen.port', /^must be an integer between 0 and 65535/],
   ['bad duration', 'handshakes:\n  try_interval: 100 ms\n', 'handshakes.try_interval', /is not a duration/],
   ['duration without unit', 'firewall:\n  conntrack:\n    tcp_timeout: 12\n', 'firewall.conntrack.tcp_timeout', /must be a duration/],
-  ['bad static_host_map IP key', 'static_host_map:\n  "192.168.100": ["1.2.3.4:4242"]\n', 'static_host_map["192.168.100"]', /is not an IPv4 address/],
+  ['bad static_host_map IP key', 'static_host_map:\n  "192.168.100": ["1.2.3.4:4242"]\n', 'static_host_map["192.168.100"]', /is not an IP address/],
   ['bad static_host_map address', 'static_host_map:\n  "192.168.100.1": ["1.2.3.4:4242", "1.2.3.4"]\n', 'static_host_map["192.168.100.1"][1]', /is not a host:port address/],
   ['bad log level', 'logging:\n  level: chatty\n', 'logging.level', /must be one of panic, fatal, error, warning, info, debug, trace/],
   ['bad log format', 'logging:\n  format: xml\n', 'logging.format', /must be one of text, json/],

@@ -18,8 +18,12 @@
  *         certificate holds it (VpnAddr echoed), so g4 finds g5 with no static_host_map entry for it;
  *     (f) g6 and g7 cannot reach each other; g6 pings fd42::37 and asks lht for a relay to fd42::37 (RelayToAddr),
  *         which lht maps to g7 and sets up.
+ *   First contact by IPv6 VPN address from nebula-ts (t1, t2 and g8 are dual-stack too):
+ *     (g) t1 pings fd42::18 (g8, a client of lhg) with no tunnel to g8 and nothing keyed by its IPv4 VPN IP: t1 asks
+ *         the Go lighthouse by the IPv6 address, handshakes the answer, and keys g8 by its certificate's IPv4 address;
+ *     (h) t2 does the same with g4 through the nebula-ts lighthouse lht.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import path from 'node:path';
 import { request } from '../../src/ctl/client';
 import { goBinaryPrefix, GoCertMaker, installNodePki } from '../../src/testbed/mesh-v2';
@@ -41,10 +45,11 @@ const IP = {
   g5: '192.168.100.35',
   g6: '192.168.100.36',
   g7: '192.168.100.37',
+  g8: '192.168.100.18',
 } as const;
 type Name = keyof typeof IP;
 /** The dual-stack nodes' IPv6 VPN addresses (their certificates hold both networks). */
-const IP6: Partial<Record<Name, string>> = { g4: 'fd42::34', g5: 'fd42::35', g6: 'fd42::36', g7: 'fd42::37' };
+const IP6: Partial<Record<Name, string>> = { g4: 'fd42::34', g5: 'fd42::35', g6: 'fd42::36', g7: 'fd42::37', t1: 'fd42::11', t2: 'fd42::23', g8: 'fd42::18' };
 
 
 /** A client of one lighthouse: its static_host_map names only that lighthouse; updates every second. */
@@ -91,6 +96,7 @@ t.test('v2 certificates: lighthouse, punch and relay messages between nebula-ts 
   await mesh.add({ name: 'lhg', kind: 'go', overlayIp: IP.lhg, staticHosts: [], config: { ...pki, lighthouse: { am_lighthouse: true } }, ...go111 });
   await mesh.add({ name: 't1', kind: 'ts', overlayIp: IP.t1, staticHosts: ['lhg'], config: { ...pki, ...client('lhg') } });
   await mesh.add({ name: 'g1', kind: 'go', overlayIp: IP.g1, staticHosts: ['lhg'], config: { ...pki, ...client('lhg') }, ...go111 });
+  await mesh.add({ name: 'g8', kind: 'go', overlayIp: IP.g8, staticHosts: ['lhg'], config: { ...pki, ...client('lhg') }, ...go111 });
   await mesh.add({
     name: 'lht',
     kind: 'ts',
@@ -113,7 +119,7 @@ t.test('v2 certificates: lighthouse, punch and relay messages between nebula-ts 
   await blockDirect(mesh, 'g2', 't2');
   await blockDirect(mesh, 'g6', 'g7');
   await Promise.all([mesh.start('lhg'), mesh.start('lht')]);
-  await Promise.all((['t1', 'g1', 'g2', 'g3', 't2', 'g4', 'g5', 'g6', 'g7'] as const).map((n) => mesh.start(n)));
+  await Promise.all((['t1', 'g1', 'g8', 'g2', 'g3', 't2', 'g4', 'g5', 'g6', 'g7'] as const).map((n) => mesh.start(n)));
 
   await t.test('(a) a nebula-ts client finds a Go 1.11.0 peer through a Go 1.11.0 lighthouse', async (t) => {
     t.ok(await mesh.pingUntilReply('t1', IP.g1, 15_000), 't1 -> g1: found through lhg, ping answered');
@@ -191,5 +197,27 @@ t.test('v2 certificates: lighthouse, punch and relay messages between nebula-ts 
     t.equal(await mesh.ping('g6', IP6.g7!, 5, 2), 5, 'g6 -> [fd42::37]: 5/5 pings');
     const forwarded = ((await status(mesh, 'lht')).counters['routine.relay.forwarded'] ?? 0) - before;
     t.ok(forwarded >= 10, `lht forwarded the 10 datagrams of those pings (${forwarded})`);
+  });
+
+  /** First contact: `from` pings `to` by its IPv6 VPN address only, found through `from`'s lighthouse. */
+  const firstContact = async (t: Test, from: Name, to: Name): Promise<void> => {
+    const before = await status(mesh, from);
+    t.notOk(before.tunnels.some((x) => x.vpnIp === IP[to]), `${from} has no tunnel to ${to} yet`);
+    t.ok(await mesh.pingUntilReply(from, IP6[to]!, 20_000), `${from} -> [${IP6[to]}]: found by its IPv6 VPN address, ping answered`);
+    t.equal(await mesh.ping(from, IP6[to]!, 5, 2), 5, `${from} -> [${IP6[to]}]: 5/5 pings`);
+    const after = await status(mesh, from);
+    const tunnel = after.tunnels.find((x) => x.vpnIp === IP[to]);
+    t.equal(tunnel?.remote, `${mesh.node(to).underlayIp}:4242`, `${from} keys ${to} by its IPv4 VPN IP and reaches it directly`);
+    t.ok((after.counters['hostinfo.cached_packets.sent'] ?? 0) > (before.counters['hostinfo.cached_packets.sent'] ?? 0), 'the first echo request waited for the tunnel and was sent');
+    t.equal(after.counters['handshake_manager.first_contact_refused'] ?? 0, 0);
+  };
+
+  await t.test('(g) nebula-ts makes first contact by IPv6 VPN address through a Go 1.11.0 lighthouse', async (t) => {
+    await firstContact(t, 't1', 'g8');
+  });
+
+  await t.test('(h) nebula-ts makes first contact by IPv6 VPN address through a nebula-ts lighthouse', async (t) => {
+    await firstContact(t, 't2', 'g4');
+    t.equal((await status(mesh, 'lht')).counters['lighthouse.dropped.invalid'] ?? 0, 0, 'lht mapped the query for fd42::34 to g4');
   });
 });

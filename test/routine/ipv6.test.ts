@@ -6,10 +6,14 @@
 import t from 'tap';
 import { parseIPv6 } from '../../src/shared/util/ipv6';
 import { Vpn6Index, MAX_ADDRESSES } from '../../src/routine/vpn6-index';
-import { ip, MemoryNode, pair } from './fixtures/memory-node';
+import { randomBytes } from 'node:crypto';
+import { ip, MemoryNode, pair, peer } from './fixtures/memory-node';
+import { sockaddrIPv4, sockaddrPort } from '../../src/shared/native/sockaddr';
+import { MAX_PARKED_PER_HOST } from '../../src/routine/outbound-parking';
 
 const A = { vpnIp: '192.168.100.1', vpn6: 'fd42::1/64', underlay: { ip: '10.0.0.1', port: 4242 } };
 const B = { vpnIp: '192.168.100.2', vpn6: 'fd42::2/64', underlay: { ip: '10.0.0.2', port: 4243 } };
+const C = { vpnIp: '192.168.100.3', vpn6: 'fd42::3/64', underlay: { ip: '10.0.0.3', port: 4244 } };
 
 /** An IPv6 UDP packet (next header 17, hop limit 64) with a correct UDP checksum over the IPv6 pseudo-header. */
 function udp6Packet(src: string, sport: number, dst: string, dport: number, payload: Buffer): Buffer {
@@ -101,13 +105,32 @@ t.test('an IPv6 packet claiming another source than the peer\'s certificate hold
   t.equal(b.inside.written.length, 0);
 });
 
-t.test('an IPv6 VPN address no certificate holds: dropped and counted, no tunnel asked for', async (t) => {
-  const { a, deliverAtoB } = pair(A, B);
-  a.fromInside(udp6Packet('fd42::1', 5000, 'fd42::3', 53, Buffer.from('to nobody')));
-  a.fromInside(udp6Packet('fd42::1', 5000, 'fd42::3', 53, Buffer.from('to nobody')));
-  t.equal(deliverAtoB().length, 0);
-  t.equal(a.counter('routine.dropped.unknown_host6'), 2);
-  t.same(a.posted.filter((m) => m.type === 'needTunnel'), []);
+t.test('first contact by IPv6 address: packets wait under the address, one tunnel request names it, the install flushes them', async (t) => {
+  const { a } = pair(A, B);
+  const c = new MemoryNode(C);
+  const first = udp6Packet('fd42::1', 5000, 'fd42::3', 53, Buffer.from('first contact'));
+  const second = udp6Packet('fd42::1', 5000, 'fd42::3', 53, Buffer.from('and a second packet'));
+  a.fromInside(first);
+  a.fromInside(second);
+  t.same(a.takeSent(), [], 'nothing is sent before a tunnel exists');
+  t.same(a.posted.filter((m) => m.type === 'needTunnel6' || m.type === 'needTunnel'), [{ type: 'needTunnel6', routine: 0, vpnAddr6: 'fd42::3' }], 'asked once, by the IPv6 address');
+  // The supervisor's handshake found C (its certificate holds fd42::3) and keyed it by its IPv4 VPN IP.
+  const keyAC = randomBytes(32);
+  const keyCA = randomBytes(32);
+  a.installTunnel({ slot: 3, localIndex: 0x3333, remoteIndex: 0x4444, vpnIp: ip(C.vpnIp), sendKey: keyAC, recvKey: keyCA, remoteIp: sockaddrIPv4(c.address), remotePort: sockaddrPort(c.address), peer: peer('c', C.vpnIp, C.vpn6) });
+  c.installTunnel({ slot: 4, localIndex: 0x4444, remoteIndex: 0x3333, vpnIp: ip(A.vpnIp), sendKey: keyCA, recvKey: keyAC, remoteIp: sockaddrIPv4(a.address), remotePort: sockaddrPort(a.address), peer: peer('a', A.vpnIp, A.vpn6) });
+  const sent = a.takeSent();
+  t.equal(sent.length, 2, 'both waiting packets sealed and sent on the install');
+  c.receive(...sent.map((d) => ({ data: d.data, addr: a.address })));
+  t.same(c.inside.written.map((p) => p.toString('hex')), [first, second].map((p) => p.toString('hex')), 'byte-identical at C, in order');
+  t.equal(a.counter('hostinfo.cached_packets.sent'), 2);
+});
+
+t.test('first contact is bounded: past the parking room packets are dropped and counted', async (t) => {
+  const { a } = pair(A, B);
+  for (let i = 0; i < MAX_PARKED_PER_HOST + 3; i++) a.fromInside(udp6Packet('fd42::1', 5000, 'fd42::3', 53, Buffer.from(`n${i}`)));
+  t.equal(a.counter('routine.dropped.parked_overflow'), 3);
+  t.equal(a.posted.filter((m) => m.type === 'needTunnel6').length, 1, 'asked once within the re-ask interval');
 });
 
 t.test('a host whose tunnel went is remembered: IPv6 traffic alone asks for the tunnel again', async (t) => {
@@ -116,7 +139,7 @@ t.test('a host whose tunnel went is remembered: IPv6 traffic alone asks for the 
   a.fromInside(udp6Packet('fd42::1', 5000, 'fd42::2', 53, Buffer.from('wait for me')));
   t.same(a.takeSent(), []);
   t.same(a.posted.filter((m) => m.type === 'needTunnel'), [{ type: 'needTunnel', routine: 0, vpnIp: ip(B.vpnIp) }], 'asked by B\'s IPv4 VPN IP');
-  t.equal(a.counter('routine.dropped.unknown_host6'), 0);
+  t.same(a.posted.filter((m) => m.type === 'needTunnel6'), [], 'no first contact either');
 });
 
 t.test('an IPv6 unsafe route sends through its gateway\'s tunnel', async (t) => {
@@ -141,7 +164,7 @@ t.test('without IPv6 networks or routes, IPv6 packets are dropped quietly', asyn
   const { a, deliverAtoB } = pair({ vpnIp: A.vpnIp, underlay: A.underlay }, B);
   a.fromInside(udp6Packet('fd42::1', 5000, 'fd42::2', 53, Buffer.from('no v6 here')));
   t.equal(deliverAtoB().length, 0);
-  t.equal(a.counter('routine.dropped.unknown_host6'), 0);
+  t.same(a.posted.filter((m) => m.type === 'needTunnel6'), [], 'no first contact asked');
   t.equal(a.counter('routine.dropped.malformed'), 0);
 });
 
@@ -149,7 +172,7 @@ t.test('packets to our own IPv6 address or (with drop_multicast) multicast never
   const { a, deliverAtoB } = pair(A, B);
   a.fromInside(udp6Packet('fd42::1', 5000, 'fd42::1', 53, Buffer.from('self')));
   t.equal(deliverAtoB().length, 0);
-  t.equal(a.counter('routine.dropped.unknown_host6'), 0, 'not counted as unknown: it is us');
+  t.same(a.posted.filter((m) => m.type === 'needTunnel6'), [], 'no first contact: it is us');
 });
 
 t.test('Vpn6Index: learns, follows a moved address, stays bounded', async (t) => {

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { parseLogLevel, type LogLevel } from '../log';
 import { parseFirewallRule } from '../firewall/rule';
 import { parseIPv4 } from '../util/ipv4';
+import { parseIPv6 } from '../util/ipv6';
 import {
   Bad,
   bool,
@@ -107,7 +108,8 @@ function toRemoteList(v: unknown): string[] | Bad {
   return out;
 }
 
-const checkIPv4Key = (k: string): string | undefined => (parseIPv4(k) === undefined ? `${JSON.stringify(k)} is not an IPv4 address` : undefined);
+/** A static_host_map key: a VPN address, IPv4 or (first contact by an IPv6 VPN address, Go 1.10+) IPv6. */
+const checkVpnAddrKey = (k: string): string | undefined => (parseIPv4(k) === undefined && parseIPv6(k) === undefined ? `${JSON.stringify(k)} is not an IP address` : undefined);
 const checkCidrKey = (k: string): string | undefined => (isCidr46(k) ? undefined : `${JSON.stringify(k)} is not a CIDR`);
 
 /**
@@ -186,7 +188,7 @@ export const configSchema = section({
     /** 1 or 2; absent: 1 when pki.cert holds a v1 cert, else 2 (Go 1.10+). */
     initiating_version: optInt(1, 2),
   }),
-  static_host_map: record(checkIPv4Key, toRemoteList),
+  static_host_map: record(checkVpnAddrKey, toRemoteList),
   lighthouse: section({
     am_lighthouse: bool(false),
     serve_dns: bool(false),

@@ -141,4 +141,6 @@ export type RoutineToSupervisor =
   | { type: 'meta'; routine: number; packet: MetaPacket }
   | { type: 'needTunnel'; routine: number; vpnIp: number }
   | { type: 'roamed'; routine: number; localIndex: number; remoteIp: number; remotePort: number }
+  /** An IPv6 packet for a VPN address of no host this routine knows (first contact by that address). */
+  | { type: 'needTunnel6'; routine: number; vpnAddr6: string }
   | { type: 'log'; level: string; msg: string; fields: Record<string, unknown> };

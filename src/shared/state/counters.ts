@@ -46,8 +46,6 @@ export const COUNTER_NAMES = [
   'routine.dropped.decrypt_failed',
   'routine.dropped.no_tunnel',
   'routine.dropped.parked_overflow',
-  // IPv6 packets for an address of our IPv6 VPN network that no certificate seen by this routine holds
-  'routine.dropped.unknown_host6',
   // sends refused because the tunnel's counter space is spent (it must be re-keyed; never a wrap)
   'routine.dropped.counter_spent',
   // sends on a relayed tunnel while the tunnel to its relay host is gone
