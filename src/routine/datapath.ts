@@ -173,7 +173,7 @@ export class Datapath {
         ctx.tunnels.removeByIndex(msg.localIndex);
         return true;
       case 'remoteChanged':
-        ctx.tunnels.byLocalIndex(msg.localIndex)?.setRemote(msg.remoteIp, msg.remotePort);
+        ctx.tunnels.setRemote(msg.localIndex, msg.remoteIp, msg.remotePort, msg.via);
         return true;
       case 'firewall':
         this.installFirewall(msg.firewall);

@@ -26,11 +26,9 @@ import {
   VNET_HDR_LEN_FIELD,
 } from '../shared/native/virtio-net';
 import type { PacketBatch } from './edges';
-import { foldSum, onesSum, onesSumWide } from './checksum';
+import { foldSum, onesSum, onesSumWide } from '../shared/util/checksum';
+import { IPPROTO_TCP, TCP_ACK, TCP_PSH } from '../shared/util/tcp-constants';
 
-const IPPROTO_TCP = 6;
-const TCP_ACK = 0x10;
-const TCP_PSH = 0x08;
 const MAX_IP_PACKET = 65535;
 
 /** Bytes [start, end) equal in both (end - start a multiple of 4: addresses, TCP options). No native call. */

@@ -31,7 +31,8 @@ import {
   VNET_HDR_LEN,
   VNET_HDR_LEN_FIELD,
 } from '../shared/native/virtio-net';
-import { foldSum, onesSum, onesSumWide } from './checksum';
+import { checksumOf, onesSum, onesSumWide } from '../shared/util/checksum';
+import { IPPROTO_TCP, IPPROTO_UDP, TCP_CSUM_OFFSET, TCP_CWR, TCP_FIN, TCP_FLAGS_AT, TCP_PSH, UDP_CSUM_OFFSET } from '../shared/util/tcp-constants';
 
 // Why `prepare` refused a read (all negative; the edge counts every one as a malformed drop).
 /** Shorter than the header, or an empty packet. */
@@ -50,21 +51,6 @@ export const REFUSED_GSO_SIZE = -6;
 export const REFUSED_TOO_MANY_SEGMENTS = -7;
 /** A packet (or one segment) longer than the caller's output buffers. */
 export const REFUSED_TOO_BIG = -8;
-
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
-const TCP_FIN = 0x01;
-const TCP_PSH = 0x08;
-const TCP_CWR = 0x80;
-const TCP_FLAGS_AT = 13;
-/** The transport checksum field's offset from csum_start. */
-const TCP_CSUM_OFFSET = 16;
-const UDP_CSUM_OFFSET = 6;
-
-/** The 16-bit checksum to store: the complement of the folded sum. */
-function checksumOf(sum: number): number {
-  return ~foldSum(sum) & 0xffff;
-}
 
 export class SuperPacketSplitter {
   private src: Buffer = Buffer.alloc(0);

@@ -6,7 +6,7 @@
 import { createPacketCipher, type CipherName, type PacketCipher } from '../shared/crypto';
 import { allocSockaddrIn, fillSockaddrIn } from '../shared/native/sockaddr';
 import type { FirewallPeer } from '../shared/firewall';
-import type { PeerIdentity, TunnelInstall } from '../shared/ipc/messages';
+import type { PeerIdentity, TunnelInstall, ViaRelay } from '../shared/ipc/messages';
 import { parseCidr6, parseIPv6, type IPv6Net, type IPv6Words } from '../shared/util/ipv6';
 import { Vpn6Index } from './vpn6-index';
 
@@ -74,13 +74,28 @@ export class TunnelRegistry {
     this.removeByIndex(t.localIndex);
     const tunnel = new RoutineTunnel(t.slot, t.localIndex, t.remoteIndex, t.vpnIp, t.peer, this.cipher, t.sendKey, t.recvKey);
     tunnel.setRemote(t.remoteIp, t.remotePort);
-    const via = t.via;
-    if (via) tunnel.via = { remoteIndex: via.remoteIndex, relayTunnel: () => this.byVpnIp.get(via.relayVpnIp) };
+    if (t.via) this.relayThrough(tunnel, t.via);
     this.byIndex.set(t.localIndex, tunnel);
     // The newest tunnel to a VPN IP carries outbound traffic; an older one still decrypts until it is removed.
     this.byVpnIp.set(t.vpnIp, tunnel);
     this.vpn6.learn(t.peer.ips6, t.vpnIp);
     return tunnel;
+  }
+
+  /**
+   * remoteChanged: the tunnel's remote as the supervisor holds it, back on its relay when `via` is given (the routine
+   * dropped the relay when an authenticated datagram came from a direct address the supervisor then refused).
+   */
+  setRemote(localIndex: number, ip: number, port: number, via?: ViaRelay): void {
+    const t = this.byIndex.get(localIndex);
+    if (!t) return;
+    t.setRemote(ip, port);
+    if (via) this.relayThrough(t, via);
+  }
+
+  /** Makes `t` relayed: its datagrams go in frames on the tunnel to the relay host, looked up at each send. */
+  private relayThrough(t: RoutineTunnel, via: ViaRelay): void {
+    t.via = { remoteIndex: via.remoteIndex, relayTunnel: () => this.byVpnIp.get(via.relayVpnIp) };
   }
 
   removeByIndex(localIndex: number): RoutineTunnel | undefined {

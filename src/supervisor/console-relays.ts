@@ -3,6 +3,10 @@
  * carries relays (Go prints one entry per relay index, so a host appears once per relay; here once), each relay with
  * its type (terminal: we are an end; forwarding: we relay), state, peer, both indexes, and the relays the peer's own
  * tunnel goes through.
+ *
+ * Go's slices are nil until appended to, and encoding/json writes a nil slice as `null`: `Relays` is null when there
+ * are no relays and `RelayedThrough` when the peer's tunnel goes through none (append of nothing keeps nil).
+ * `RelayForIps` always holds the host's relays here, so it is never empty.
  */
 import type { ParsedArgs } from '../shared/console-commands';
 import { formatIPv4 } from '../shared/util/ipv4';
@@ -18,10 +22,10 @@ interface RelayFor {
   PeerIp: string;
   LocalIndex: number;
   RemoteIndex: number;
-  RelayedThrough: string[];
+  RelayedThrough: string[] | null;
 }
 
-export function relaysJson(relays: Pick<RelayManager, 'all'>, hostmap: Pick<HostMap, 'get'>): { Relays: Array<{ NebulaIp: string; RelayForIps: RelayFor[] }> } {
+export function relaysJson(relays: Pick<RelayManager, 'all'>, hostmap: Pick<HostMap, 'get'>): { Relays: Array<{ NebulaIp: string; RelayForIps: RelayFor[] }> | null } {
   const byHost = new Map<number, RelayFor[]>();
   for (const r of relays.all()) {
     const list = byHost.get(r.hostVpnIp) ?? [];
@@ -33,12 +37,12 @@ export function relaysJson(relays: Pick<RelayManager, 'all'>, hostmap: Pick<Host
       PeerIp: formatIPv4(r.peerVpnIp),
       LocalIndex: r.localIndex,
       RemoteIndex: r.remoteIndex,
-      RelayedThrough: peer?.relay ? [formatIPv4(peer.relay.relayVpnIp)] : [],
+      RelayedThrough: peer?.relay ? [formatIPv4(peer.relay.relayVpnIp)] : null,
     });
     byHost.set(r.hostVpnIp, list);
   }
   const rows = [...byHost].sort(([a], [b]) => a - b).map(([ip, list]) => ({ NebulaIp: formatIPv4(ip), RelayForIps: list }));
-  return { Relays: rows };
+  return { Relays: rows.length > 0 ? rows : null };
 }
 
 export function relayCommands(parts: () => { relays: Pick<RelayManager, 'all'>; hostmap: Pick<HostMap, 'get'> }): Record<string, ConsoleHandler> {

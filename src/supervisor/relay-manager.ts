@@ -88,6 +88,11 @@ export class RelayManager {
     return this.byIndex.values();
   }
 
+  /** How many relays (each holds one local index): Go's hostmap.main.relayIndexes gauge. */
+  get size(): number {
+    return this.byIndex.size;
+  }
+
   /** The established indexes, as the routines route frames. */
   routes(): RelayRoute[] {
     const out: RelayRoute[] = [];

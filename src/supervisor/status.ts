@@ -104,12 +104,6 @@ export function routineRows(
   });
 }
 
-function relayCount(relays: RelayManager): number {
-  let n = 0;
-  for (const _ of relays.all()) n++;
-  return n;
-}
-
 export function metricsSource(p: ReportedParts): MetricsSource {
   const { region } = p;
   return {
@@ -128,7 +122,7 @@ export function metricsSource(p: ReportedParts): MetricsSource {
       'hostmap.main.hosts': p.hostmap.size,
       'hostmap.main.indexes': p.hostmap.indexCount,
       'hostmap.main.remoteIndexes': p.hostmap.remoteIndexCount,
-      'hostmap.main.relayIndexes': relayCount(p.relays),
+      'hostmap.main.relayIndexes': p.relays.size,
       'hostmap.pending.hosts': p.handshakes.pendingCount,
       'hostmap.pending.indexes': p.handshakes.pendingIndexCount,
       'hostmap.pending.remoteIndexes': 0,

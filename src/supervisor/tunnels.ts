@@ -128,9 +128,9 @@ export class Tunnels {
    *
    * The routine that saw the packet has already moved ITS copy of the remote (outside-to-inside.ts sets it before
    * posting `roamed`), so its replies were going to the new address by the time we hear of it. On a denial the host
-   * map keeps the old remote and every routine gets a `remoteChanged` back to it, which restores that routine's
-   * copy. Each further packet from the denied address repeats this round trip; the data itself was authenticated,
-   * so it is still delivered, as in Go (only the tunnel's remote is refused).
+   * map keeps the old remote and every routine gets a `remoteChanged` back to it (with the relay, for a relayed
+   * tunnel), which restores that routine's copy. Each further packet from the denied address repeats this round
+   * trip; the data itself was authenticated, so it is still delivered, as in Go (only the tunnel's remote is refused).
    */
   roamed(localIndex: number, remoteIp: number, remotePort: number, now = Date.now()): void {
     const h = this.env.hostmap.byLocalIndex(localIndex);
@@ -139,14 +139,12 @@ export class Tunnels {
     const back = h.lastRoam !== undefined && h.lastRoam.from.ip === remoteIp && h.lastRoam.from.port === remotePort;
     if (back && now - h.lastRoam!.at < ROAM_SUPPRESS_MS) {
       this.env.log.debug('Suppressing roam back to previous remote', fields);
-      this.env.broadcast({ type: 'remoteChanged', localIndex: h.localIndex, remoteIp: h.remoteIp, remotePort: h.remotePort });
+      this.restoreRemote(h);
       return;
     }
     if (this.env.remoteAllowList && !this.env.remoteAllowList().allow(h.vpnIp, remoteIp)) {
       this.env.log.debug('lighthouse.remote_allow_list denied roaming', fields);
-      // A relayed tunnel is put back as a whole (the routine dropped its relay when it roamed).
-      if (h.relay) this.env.broadcast({ type: 'tunnelUp', tunnel: this.tunnelInstall(h) });
-      else this.env.broadcast({ type: 'remoteChanged', localIndex: h.localIndex, remoteIp: h.remoteIp, remotePort: h.remotePort });
+      this.restoreRemote(h);
       return;
     }
     h.lastRoam = { at: now, from: { ip: h.remoteIp, port: h.remotePort } };
@@ -157,6 +155,15 @@ export class Tunnels {
     });
     this.moveTo(h, remoteIp, remotePort);
     this.env.events?.roamed(h);
+  }
+
+  /**
+   * Puts every routine's copy of the tunnel back on the remote the host map holds: a `remoteChanged`, naming the relay
+   * when the tunnel is relayed (the routine that roamed dropped it). Not a `tunnelUp`: that would rebuild the tunnel
+   * in every routine (ciphers, and the VPN IP's route even when a newer tunnel to the host holds it) for a packet.
+   */
+  private restoreRemote(h: HostInfo): void {
+    this.env.broadcast({ type: 'remoteChanged', localIndex: h.localIndex, remoteIp: h.remoteIp, remotePort: h.remotePort, ...(h.relay ? { via: { ...h.relay } } : {}) });
   }
 
   /** Points the tunnel (ours and every routine's copy) at a new remote. */

@@ -250,6 +250,24 @@ t.test('an authenticated direct datagram from B moves A\'s relayed tunnel to the
   t.same(parseHeader(sent[0]!.data), { version: 1, type: 1, subtype: 0, reserved: 0, index: x.aToB.remoteIndex, counter: 3 }, 'a plain message, no frame');
 });
 
+t.test('a remoteChanged naming the relay (a roam the supervisor refused) puts A\'s roamed tunnel back on the relay', async (t) => {
+  const x = trio();
+  x.a.receive({ data: sealMessage(x.bToA.sendKey, x.bToA.remoteIndex, 3, packetBA('from a denied address')), addr: x.b.address });
+  t.equal(roamed(x.a).length, 1, 'A roamed its copy to the direct address');
+  x.a.datapath.control({ type: 'remoteChanged', localIndex: x.aToB.localIndex, remoteIp: 0, remotePort: 0, via: x.aToB.via });
+  const packet = packetAB('back through the relay');
+  x.a.fromInside(packet);
+  const sent = x.a.takeSent();
+  t.equal(sent.length, 1);
+  t.same([sockaddrIPv4(sent[0]!.addr), sockaddrPort(sent[0]!.addr)], [ip('10.0.0.9'), 4249], 'to R again');
+  const outer = parseHeader(sent[0]!.data);
+  t.same([outer.type, outer.subtype, outer.index], [1, 1, IDX.iRA], 'a relay frame under R\'s index');
+  const inner = openFrame(x.rToA.recvKey, sent[0]!.data);
+  t.ok(inner, 'framed on the A-R tunnel');
+  const innerCounter = parseHeader(inner!).counter;
+  t.ok(gcmOpen(x.bToA.recvKey, innerCounter, inner!.subarray(0, 16), inner!.subarray(16))?.equals(packet), 'the inner datagram sealed for B');
+});
+
 interface Collected {
   data: Buffer;
   to: Buffer;

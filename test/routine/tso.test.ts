@@ -15,7 +15,7 @@ import {
   REFUSED_TOO_MANY_SEGMENTS,
   SuperPacketSplitter,
 } from '../../src/routine/tso';
-import { foldSum, onesSum, onesSumWide } from '../../src/routine/checksum';
+import { foldSum, onesSum, onesSumWide } from '../../src/shared/util/checksum';
 import {
   GSO,
   TCP,

@@ -316,10 +316,10 @@ t.test('print-relays: one entry per host carrying relays, in Go\'s field names a
   pump();
   const [sideA, sideB] = [r.relays().find((x) => x.hostVpnIp === A)!, r.relays().find((x) => x.hostVpnIp === B)!];
   const direct = { get: (v: number) => (v === A || v === B ? tunnel(v) : undefined) };
-  t.same(relaysJson(r.rm, direct), {
+  t.strictSame(relaysJson(r.rm, direct), {
     Relays: [
-      { NebulaIp: '10.1.0.2', RelayForIps: [{ Error: null, Type: 'forwarding', State: 'established', PeerIp: '10.1.0.3', LocalIndex: sideA.localIndex, RemoteIndex: sideA.remoteIndex, RelayedThrough: [] }] },
-      { NebulaIp: '10.1.0.3', RelayForIps: [{ Error: null, Type: 'forwarding', State: 'established', PeerIp: '10.1.0.2', LocalIndex: sideB.localIndex, RemoteIndex: sideB.remoteIndex, RelayedThrough: [] }] },
+      { NebulaIp: '10.1.0.2', RelayForIps: [{ Error: null, Type: 'forwarding', State: 'established', PeerIp: '10.1.0.3', LocalIndex: sideA.localIndex, RemoteIndex: sideA.remoteIndex, RelayedThrough: null }] },
+      { NebulaIp: '10.1.0.3', RelayForIps: [{ Error: null, Type: 'forwarding', State: 'established', PeerIp: '10.1.0.2', LocalIndex: sideB.localIndex, RemoteIndex: sideB.remoteIndex, RelayedThrough: null }] },
     ],
   });
 
@@ -336,6 +336,13 @@ t.test('print-relays: one entry per host carrying relays, in Go\'s field names a
   t.match(pretty, /^\{\n {4}"Relays": \[\n {8}\{\n {12}"NebulaIp": "10\.1\.0\.9",/, '-pretty: four-space indent (enc.SetIndent("", "    "))');
   t.same(JSON.parse(pretty), JSON.parse(text));
 
+  t.equal(r.rm.size, 2, 'size: one per relay (the hostmap.main.relayIndexes gauge)');
+  t.equal(a.rm.size, 1);
+
+  // Go's nil slices: no relays at all, or a peer's tunnel through no relay, print `null` rather than `[]`.
   const empty = node(A);
-  t.same(relaysJson(empty.rm, direct), { Relays: [] });
+  t.equal(empty.rm.size, 0);
+  t.strictSame(relaysJson(empty.rm, direct), { Relays: null });
+  const emptyHandlers = relayCommands(() => ({ relays: empty.rm, hostmap: direct }));
+  t.equal(emptyHandlers['print-relays']!(new ParsedArgs([], new Map(), false), {} as ConsoleParts), '{"Relays":null}\n');
 });

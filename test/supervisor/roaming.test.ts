@@ -5,8 +5,9 @@
  * remoteChanged back to it (the routine that saw the packet had already moved its copy).
  */
 import t from 'tap';
+import { RemoteAllowList } from '../../src/shared/allow-list';
 import { createPacketCipher } from '../../src/shared/crypto';
-import type { SupervisorToRoutine } from '../../src/shared/ipc/messages';
+import type { SupervisorToRoutine, ViaRelay } from '../../src/shared/ipc/messages';
 import { Logger } from '../../src/shared/log';
 import { allocSockaddrIn } from '../../src/shared/native/sockaddr';
 import type { NebulaCertificate } from '../../src/shared/pki';
@@ -26,7 +27,7 @@ const NEW = { ip: ip('198.51.100.7'), port: 5000 };
 const THIRD = { ip: ip('198.51.100.8'), port: 5001 };
 const INDEX = 77;
 
-function fixture() {
+function fixture(opts: { relay?: ViaRelay; allow?: RemoteAllowList } = {}) {
   const slots = new TunnelSlots(new Int32Array(4 * TUNNEL_SLOT_WORDS), -1);
   const hostmap = new HostMap(slots, 4);
   const broadcasts: SupervisorToRoutine[] = [];
@@ -38,8 +39,10 @@ function fixture() {
     hostmap,
     slots,
     outbox: {} as DatagramOutbox,
-    live: {} as LiveConfig,
+    // A tunnelUp would read the CA pool (peer identity); roaming itself never does.
+    live: { caPool: { cas: new Map() } } as unknown as LiveConfig,
     broadcast: (m) => void broadcasts.push(m),
+    ...(opts.allow ? { remoteAllowList: () => opts.allow! } : {}),
     events: { up: () => undefined, down: () => undefined, roamed: (h) => void roamedEvents.push(formatEndpoint({ ip: h.remoteIp, port: h.remotePort })) },
   });
   const h: HostInfo = {
@@ -49,8 +52,8 @@ function fixture() {
     slot: hostmap.allocateSlot(0)!,
     sendKey: Buffer.alloc(32),
     recvKey: Buffer.alloc(32),
-    // roamed() reads the cert's name for its log lines only.
-    cert: { details: { name: 'roamer' } } as unknown as NebulaCertificate,
+    // roamed() reads the cert's name for its log lines only; the rest is what a tunnelUp would describe.
+    cert: { details: { name: 'roamer', groups: [], issuer: '', ips: [], subnets: [] }, networks: [], unsafeNetworks: [] } as unknown as NebulaCertificate,
     remoteIp: OLD.ip,
     remotePort: OLD.port,
     handshakeTime: 1n,
@@ -60,6 +63,12 @@ function fixture() {
     recvErrors: 0,
     createdAt: 0,
   };
+  if (opts.relay) {
+    // A relayed tunnel has no remote of its own (hostmap.ts): 0:0, the relay names the way.
+    h.relay = opts.relay;
+    h.remoteIp = 0;
+    h.remotePort = 0;
+  }
   hostmap.add(h);
   const remote = (): string => formatEndpoint({ ip: h.remoteIp, port: h.remotePort });
   const roam = (to: { ip: number; port: number }, now: number): void => tunnels.roamed(INDEX, to.ip, to.port, now);
@@ -118,4 +127,24 @@ t.test('a packet from the current address, or for an unknown tunnel, changes not
   t.equal(f.remote(), '203.0.113.5:4242');
   t.same(f.broadcasts, []);
   t.same(f.roamedEvents, []);
+});
+
+t.test('a relayed tunnel denied a roam by the remote allow list stays relayed: one remoteChanged naming the relay, no tunnelUp', async (t) => {
+  const relay: ViaRelay = { relayVpnIp: ip('10.1.0.1'), remoteIndex: 0x5a5a0002 };
+  const f = fixture({ relay, allow: new RemoteAllowList({ '198.51.100.7/32': false }) });
+  f.roam(NEW, 10_000);
+  t.same(f.h.relay, relay, 'the host map keeps the relay');
+  t.equal(f.remote(), '0.0.0.0:0', 'and no direct remote');
+  t.strictSame(
+    f.broadcasts,
+    [{ type: 'remoteChanged', localIndex: INDEX, remoteIp: 0, remotePort: 0, via: relay }],
+    'the routines are put back on the relay, the tunnel is not re-installed',
+  );
+  t.same(f.roamedEvents, [], 'no roamed event');
+
+  f.broadcasts.length = 0;
+  f.roam(THIRD, 10_100);
+  t.same(f.h.relay, undefined, 'an allowed address is followed: the tunnel goes direct');
+  t.equal(f.remote(), '198.51.100.8:5001');
+  t.strictSame(f.broadcasts, [f.changed(THIRD)]);
 });

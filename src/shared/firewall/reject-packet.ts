@@ -20,17 +20,13 @@
  *
  * Writes into a caller-owned buffer and allocates nothing: it runs on the packet path.
  */
+import { internetChecksum, onesSum } from '../util/checksum';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../util/tcp-constants';
 import { findIPv6UpperProtocol, type IPv6Walk } from './packet';
 
 const IPV4_HEADER_LEN = 20;
 const TCP_HEADER_LEN = 20;
 const ICMP_HEADER_LEN = 8;
-const PROTO_ICMP = 1;
-const PROTO_TCP = 6;
-const TCP_FIN = 0x01;
-const TCP_SYN = 0x02;
-const TCP_RST = 0x04;
-const TCP_ACK = 0x10;
 /** ICMP types that are errors themselves: destination unreachable, source quench, redirect, time exceeded, parameter problem. */
 const ICMP_ERROR_TYPES = [3, 4, 5, 11, 12];
 export const ICMP_DEST_UNREACHABLE = 3;
@@ -38,7 +34,6 @@ export const ICMP_CODE_ADMIN_PROHIBITED = 13;
 export const REJECT_TTL = 64;
 
 const IPV6_HEADER_LEN = 40;
-const PROTO_ICMPV6 = 58;
 export const ICMPV6_DEST_UNREACHABLE = 1;
 export const ICMPV6_CODE_ADMIN_PROHIBITED = 1;
 /** How much of a refused IPv6 packet its ICMPv6 answer quotes (Go: stays under the tunnel MTU). */
@@ -61,15 +56,15 @@ export function buildRejectPacket(packet: Uint8Array, len: number, out: Uint8Arr
   const ihl = (packet[0]! & 0x0f) << 2;
   if (ihl < IPV4_HEADER_LEN || len < ihl) return 0;
   if ((packet[6]! & 0x1f) !== 0 || packet[7] !== 0) return 0;
-  return packet[9] === PROTO_TCP ? buildTcpRst(packet, len, ihl, out) : buildIcmpUnreachable(packet, len, ihl, out);
+  return packet[9] === IPPROTO_TCP ? buildTcpRst(packet, len, ihl, out) : buildIcmpUnreachable(packet, len, ihl, out);
 }
 
 function buildIcmpUnreachable(packet: Uint8Array, len: number, ihl: number, out: Uint8Array): number {
-  if (packet[9] === PROTO_ICMP && len > ihl && ICMP_ERROR_TYPES.includes(packet[ihl]!)) return 0;
+  if (packet[9] === IPPROTO_ICMP && len > ihl && ICMP_ERROR_TYPES.includes(packet[ihl]!)) return 0;
   const quoted = Math.min(len, ihl + 8);
   const outLen = IPV4_HEADER_LEN + ICMP_HEADER_LEN + quoted;
   if (outLen > out.length) return 0;
-  writeIPv4Header(packet, out, outLen, PROTO_ICMP);
+  writeIPv4Header(packet, out, outLen, IPPROTO_ICMP);
   const icmp = IPV4_HEADER_LEN;
   out[icmp] = ICMP_DEST_UNREACHABLE;
   out[icmp + 1] = ICMP_CODE_ADMIN_PROHIBITED;
@@ -82,9 +77,9 @@ function buildIcmpUnreachable(packet: Uint8Array, len: number, ihl: number, out:
 function buildTcpRst(packet: Uint8Array, len: number, ihl: number, out: Uint8Array): number {
   const outLen = IPV4_HEADER_LEN + TCP_HEADER_LEN;
   if (len < ihl + TCP_HEADER_LEN || outLen > out.length) return 0;
-  writeIPv4Header(packet, out, outLen, PROTO_TCP);
+  writeIPv4Header(packet, out, outLen, IPPROTO_TCP);
   writeTcpRst(packet, len, ihl, out, IPV4_HEADER_LEN);
-  writeU16(out, IPV4_HEADER_LEN + 16, internetChecksum(out, IPV4_HEADER_LEN, outLen, pseudoHeaderSum(out, PROTO_TCP, TCP_HEADER_LEN)));
+  writeU16(out, IPV4_HEADER_LEN + 16, internetChecksum(out, IPV4_HEADER_LEN, outLen, pseudoHeaderSum(out, IPPROTO_TCP, TCP_HEADER_LEN)));
   return outLen;
 }
 
@@ -118,16 +113,16 @@ function buildRejectPacket6(packet: Uint8Array, len: number, out: Uint8Array): n
   if (len < IPV6_HEADER_LEN) return 0;
   if (!findIPv6UpperProtocol(packet, len, walk6) || walk6.fragment) return 0;
   const offset = walk6.offset;
-  if (walk6.proto === PROTO_TCP) {
+  if (walk6.proto === IPPROTO_TCP) {
     const outLen = IPV6_HEADER_LEN + TCP_HEADER_LEN;
     if (len < offset + TCP_HEADER_LEN || outLen > out.length) return 0;
-    writeIPv6Header(packet, out, TCP_HEADER_LEN, PROTO_TCP);
+    writeIPv6Header(packet, out, TCP_HEADER_LEN, IPPROTO_TCP);
     writeTcpRst(packet, len, offset, out, IPV6_HEADER_LEN);
-    writeU16(out, IPV6_HEADER_LEN + 16, internetChecksum(out, IPV6_HEADER_LEN, outLen, pseudoHeaderSum6(out, PROTO_TCP, TCP_HEADER_LEN)));
+    writeU16(out, IPV6_HEADER_LEN + 16, internetChecksum(out, IPV6_HEADER_LEN, outLen, pseudoHeaderSum6(out, IPPROTO_TCP, TCP_HEADER_LEN)));
     return outLen;
   }
   // No answer to an ICMPv6 error (types 1-4: unreachable, too big, time exceeded, parameter problem).
-  if (walk6.proto === PROTO_ICMPV6 && len > offset) {
+  if (walk6.proto === IPPROTO_ICMPV6 && len > offset) {
     const type = packet[offset]!;
     if (type >= 1 && type <= 4) return 0;
   }
@@ -135,13 +130,13 @@ function buildRejectPacket6(packet: Uint8Array, len: number, out: Uint8Array): n
   const payloadLen = ICMP_HEADER_LEN + quoted;
   const outLen = IPV6_HEADER_LEN + payloadLen;
   if (outLen > out.length) return 0;
-  writeIPv6Header(packet, out, payloadLen, PROTO_ICMPV6);
+  writeIPv6Header(packet, out, payloadLen, IPPROTO_ICMPV6);
   const icmp = IPV6_HEADER_LEN;
   out[icmp] = ICMPV6_DEST_UNREACHABLE;
   out[icmp + 1] = ICMPV6_CODE_ADMIN_PROHIBITED;
   out.fill(0, icmp + 2, icmp + ICMP_HEADER_LEN); // checksum, then the unused word
   out.set(packet.subarray(0, quoted), icmp + ICMP_HEADER_LEN);
-  writeU16(out, icmp + 2, internetChecksum(out, icmp, outLen, pseudoHeaderSum6(out, PROTO_ICMPV6, payloadLen)));
+  writeU16(out, icmp + 2, internetChecksum(out, icmp, outLen, pseudoHeaderSum6(out, IPPROTO_ICMPV6, payloadLen)));
   return outLen;
 }
 
@@ -162,9 +157,8 @@ function writeIPv6Header(packet: Uint8Array, out: Uint8Array, payloadLen: number
 
 /** The unfolded sum of the IPv6 pseudo header (source, destination, upper-layer length, next header) of `out`. */
 function pseudoHeaderSum6(out: Uint8Array, proto: number, length: number): number {
-  let sum = 0;
-  for (let i = 8; i < 40; i += 2) sum += (out[i]! << 8) | out[i + 1]!;
-  return sum + proto + (length & 0xffff) + (length >>> 16);
+  // The length field is 32 bits; added whole it folds to the sum of its two 16-bit words (2^16 = 1 mod 2^16 - 1).
+  return onesSum(out, 8, 40, proto + length);
 }
 
 /** A 20-byte header answering `packet`: addresses swapped, everything else fixed, checksum filled in. */
@@ -186,19 +180,7 @@ function writeIPv4Header(packet: Uint8Array, out: Uint8Array, totalLen: number, 
 
 /** The unfolded sum of the TCP/UDP pseudo header (source, destination, protocol, length) of the header in `out`. */
 function pseudoHeaderSum(out: Uint8Array, proto: number, length: number): number {
-  let sum = 0;
-  for (let i = 12; i < 20; i += 2) sum += (out[i]! << 8) | out[i + 1]!;
-  return sum + proto + length;
-}
-
-/** RFC 1071 checksum of `buf[start..end)` on top of `initial` (an unfolded partial sum). */
-export function internetChecksum(buf: Uint8Array, start: number, end: number, initial: number): number {
-  let sum = initial;
-  let i = start;
-  for (; i + 1 < end; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
-  if (i < end) sum += buf[i]! << 8;
-  while (sum > 0xffff) sum = (sum >>> 16) + (sum & 0xffff);
-  return ~sum & 0xffff;
+  return onesSum(out, 12, 20, proto + length);
 }
 
 function readU32(b: Uint8Array, o: number): number {

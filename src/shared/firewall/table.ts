@@ -10,9 +10,12 @@
  * Everything here is built once per rule set; matching only reads arrays, Maps and Sets, so it allocates nothing.
  */
 import { IPv4Net, netContains } from '../util/ipv4';
-import { IPv6Net, IPv6Words, net6Contains } from '../util/ipv6';
+import { IPv6Net, IPv6Words } from '../util/ipv6';
 import type { FirewallPacket } from './packet';
 import { FirewallRule, PORT_ANY, PORT_FRAGMENT, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, parseRuleCidr } from './rule';
+import { LOCAL_ANY, LocalCidrs, RemoteCidrs, type LocalDefault } from './rule-cidr';
+
+export { LOCAL_ANY, type LocalDefault };
 
 /** What the rule matcher needs to know about the peer (built once per tunnel, not per packet). */
 export interface FirewallPeer {
@@ -35,66 +38,6 @@ export interface FirewallPeer {
 }
 
 /**
- * What a rule WITHOUT `local_cidr` means for the local address (Nebula 1.10's firewallLocalCIDR.addRule): any local
- * address (the address check in firewall.ts already limits it to ours and our unsafe networks) when our cert has no
- * unsafe networks or `firewall.default_local_cidr_any` is true; otherwise only our VPN networks, so such a rule does
- * not open the unsafe networks we route to.
- */
-export interface LocalDefault {
-  any: boolean;
-  /** Our IPv4 VPN networks (cert IP with its mask); used when `any` is false. */
-  networks: readonly IPv4Net[];
-  /** Our IPv6 VPN networks; used when `any` is false (Go inserts every assigned network, both families). */
-  networks6?: readonly IPv6Net[];
-}
-
-/** The default when nothing says otherwise: any local address (Nebula before 1.9 had no local_cidr at all). */
-export const LOCAL_ANY: LocalDefault = { any: true, networks: [] };
-
-function sameNet6(a: IPv6Net, b: IPv6Net): boolean {
-  return a.bits === b.bits && net6Contains(a, b.words[0], b.words[1], b.words[2], b.words[3]);
-}
-
-/** Nebula's firewallLocalCIDR: the local addresses the merged rules of one identity entry accept. */
-class LocalCidrs {
-  any = false;
-  nets: IPv4Net[] = [];
-  nets6: IPv6Net[] = [];
-
-  add(rule: FirewallRule, def: LocalDefault): this {
-    if (this.any) return this;
-    const text = rule.localCidr ?? '';
-    if (text === 'any' || (text === '' && def.any)) {
-      this.any = true;
-      this.nets = [];
-      this.nets6 = [];
-    } else if (text === '') {
-      this.nets.push(...def.networks);
-      this.nets6.push(...(def.networks6 ?? []));
-    } else {
-      const parsed = parseRuleCidr(text)!;
-      if (parsed.family === 4) this.nets.push(parsed.net);
-      else if (parsed.family === 6) this.nets6.push(parsed.net);
-    }
-    return this;
-  }
-
-  match(pkt: FirewallPacket): boolean {
-    if (this.any) return true;
-    if (pkt.version === 6) {
-      const nets6 = this.nets6;
-      const l = pkt.local6;
-      for (let i = 0; i < nets6.length; i++) if (net6Contains(nets6[i]!, l[0]!, l[1]!, l[2]!, l[3]!)) return true;
-      return false;
-    }
-    const nets = this.nets;
-    const localIp = pkt.localIp;
-    for (let i = 0; i < nets.length; i++) if (netContains(nets[i]!, localIp)) return true;
-    return false;
-  }
-}
-
-/**
  * Nebula's FirewallRule: the identity part of all merged rules for one (proto, port, CA selector), each identity
  * entry (any, a group set, a host, a remote CIDR) with the local addresses its rules accept: a packet matches when
  * some entry matches the peer AND its local CIDRs contain the packet's local address (Nebula 1.10).
@@ -110,8 +53,8 @@ class IdentityRules {
   anyIdentityV4: LocalCidrs | undefined;
   groupSets: Array<{ groups: string[]; local: LocalCidrs }> = [];
   hosts = new Map<string, LocalCidrs>();
-  cidrs: Array<{ net: IPv4Net; local: LocalCidrs }> = [];
-  cidrs6: Array<{ net: IPv6Net; local: LocalCidrs }> = [];
+  /** Entries by the peer's address (rule `cidr`), per family. */
+  remoteCidrs = new RemoteCidrs();
 
   add(rule: FirewallRule, def: LocalDefault): void {
     const cidr = rule.cidr === '' ? undefined : parseRuleCidr(rule.cidr);
@@ -124,26 +67,16 @@ class IdentityRules {
       (this.anyIdentity ??= new LocalCidrs()).add(rule, def);
       return;
     }
-    const net = cidr?.family === 4 ? cidr.net : undefined;
-    const net6 = cidr?.family === 6 ? cidr.net : undefined;
+    const v4Any = cidr?.family === 4 && netContains(cidr.net, 0);
     // For IPv4 packets this entry covers the rule's groups, host and cidr entries below (they only narrow it).
-    if (net !== undefined && netContains(net, 0)) (this.anyIdentityV4 ??= new LocalCidrs()).add(rule, def);
+    if (v4Any) (this.anyIdentityV4 ??= new LocalCidrs()).add(rule, def);
     if (rule.groups.length > 0) this.groupSets.push({ groups: [...rule.groups], local: new LocalCidrs().add(rule, def) });
     if (rule.host !== '') {
       let local = this.hosts.get(rule.host);
       if (local === undefined) this.hosts.set(rule.host, (local = new LocalCidrs()));
       local.add(rule, def);
     }
-    if (net !== undefined && !netContains(net, 0)) {
-      const same = this.cidrs.find((c) => c.net.mask === net.mask && ((c.net.ip & c.net.mask) >>> 0) === ((net.ip & net.mask) >>> 0));
-      if (same !== undefined) same.local.add(rule, def);
-      else this.cidrs.push({ net, local: new LocalCidrs().add(rule, def) });
-    }
-    if (net6 !== undefined) {
-      const same = this.cidrs6.find((c) => sameNet6(c.net, net6));
-      if (same !== undefined) same.local.add(rule, def);
-      else this.cidrs6.push({ net: net6, local: new LocalCidrs().add(rule, def) });
-    }
+    if (cidr !== undefined && !v4Any) this.remoteCidrs.add(cidr, rule, def);
   }
 
   match(pkt: FirewallPacket, peer: FirewallPeer): boolean {
@@ -164,18 +97,7 @@ class IdentityRules {
     }
     const host = this.hosts.get(peer.name);
     if (host !== undefined && host.match(pkt)) return true;
-    if (v6) {
-      const cidrs6 = this.cidrs6;
-      const r = pkt.remote6;
-      for (let i = 0; i < cidrs6.length; i++) {
-        if (net6Contains(cidrs6[i]!.net, r[0]!, r[1]!, r[2]!, r[3]!) && cidrs6[i]!.local.match(pkt)) return true;
-      }
-      return false;
-    }
-    const cidrs = this.cidrs;
-    const remoteIp = pkt.remoteIp;
-    for (let i = 0; i < cidrs.length; i++) if (netContains(cidrs[i]!.net, remoteIp) && cidrs[i]!.local.match(pkt)) return true;
-    return false;
+    return this.remoteCidrs.match(pkt);
   }
 }
 

@@ -113,7 +113,8 @@ export type SupervisorToRoutine =
   | { type: 'setup'; setup: RoutineSetup; capacities: RegionCapacities }
   | { type: 'tunnelUp'; tunnel: TunnelInstall }
   | { type: 'tunnelDown'; localIndex: number }
-  | { type: 'remoteChanged'; localIndex: number; remoteIp: number; remotePort: number }
+  /** `via` set: the tunnel is relayed (remote 0:0), e.g. after a roam the supervisor refused; the routine re-relays it. */
+  | { type: 'remoteChanged'; localIndex: number; remoteIp: number; remotePort: number; via?: ViaRelay }
   | { type: 'firewall'; firewall: FirewallUpdate }
   | { type: 'relays'; relays: RelayRoute[] }
   /** listen.send_recv_error changed on reload (Go 1.6.1 reloadSendRecvError); a respawned routine reads its setup. */
@@ -140,7 +141,7 @@ export type RoutineToSupervisor =
   | { type: 'ready'; routine: number }
   | { type: 'meta'; routine: number; packet: MetaPacket }
   | { type: 'needTunnel'; routine: number; vpnIp: number }
-  | { type: 'roamed'; routine: number; localIndex: number; remoteIp: number; remotePort: number }
   /** An IPv6 packet for a VPN address of no host this routine knows (first contact by that address). */
   | { type: 'needTunnel6'; routine: number; vpnAddr6: string }
+  | { type: 'roamed'; routine: number; localIndex: number; remoteIp: number; remotePort: number }
   | { type: 'log'; level: string; msg: string; fields: Record<string, unknown> };

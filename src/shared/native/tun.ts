@@ -3,28 +3,18 @@
  * attach/detach. Follows nebula-spec §8.2 (all queues opened before the device is configured and brought up) and
  * platform-notes §1 (raw 40-byte `struct ifreq` Buffers, non-variadic ioctl, routes with MTU need `ip`).
  *
- * The device is not persistent: it exists while at least one queue fd (attached or detached) is open.
+ * The device is not persistent: it exists while at least one queue fd (attached or detached) is open. Its offloads
+ * (virtio-net headers, TUNSETOFFLOAD, gso_max_segs) are set up by virtio-net.ts `enableOffloads`.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { closeSync, existsSync, openSync, writeFileSync, constants as fsConstants } from 'node:fs';
-import { AF_INET, NativeError, SOCK_CLOEXEC, SOCK_DGRAM, close, ioctl, socket } from './libc';
+import { AF_INET, SOCK_CLOEXEC, SOCK_DGRAM, close, ioctl, socket } from './libc';
 import { parseIPv4 } from '../util/ipv4';
-import {
-  IFF_VNET_HDR,
-  TUNSETOFFLOAD,
-  ioctlInt,
-  TUN_F_CSUM,
-  TUN_F_TSO4,
-  TUN_F_TSO6,
-  TUN_F_USO4,
-  TUN_F_USO6,
-  TUN_GSO_MAX_SEGS,
-} from './virtio-net';
+import { IFF_VNET_HDR, TUNGETIFF } from './virtio-net';
 
 // <linux/if_tun.h>, <linux/sockios.h>, <linux/if.h> (x86_64/arm64 encodings, checked against kernel headers).
 const TUNSETIFF = 0x400454ca;
 const TUNSETQUEUE = 0x400454d9;
-const TUNGETIFF = 0x800454d2;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCSIFFLAGS = 0x8914;
 const SIOCSIFADDR = 0x8916;
@@ -69,7 +59,7 @@ export interface OpenTunOptions {
   queues: number;
   /** IFF_MULTI_QUEUE; required when queues > 1. */
   multiQueue: boolean;
-  /** IFF_VNET_HDR: every read and write carries a virtio-net header (then call `enableOffloads`). */
+  /** IFF_VNET_HDR: every read and write carries a virtio-net header (then call virtio-net.ts `enableOffloads`). */
   vnetHeader?: boolean;
 }
 
@@ -109,33 +99,6 @@ export function openTun(opts: OpenTunOptions): TunDevice {
     throw err;
   }
   return { name, fds };
-}
-
-/** TCP segmentation and checksum offload: what every offloading tun takes (Linux >= 2.6). */
-export const TUN_OFFLOADS_TCP = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-/** UDP segmentation offload on top (Linux >= 6.2). */
-export const TUN_OFFLOADS_UDP = TUN_F_USO4 | TUN_F_USO6;
-
-/**
- * On a device opened with `vnetHeader`: TUNSETOFFLOAD with checksum + TSO4/TSO6 + USO4/USO6, or without USO when the
- * kernel refuses those, then the device's gso_max_segs (TUN_GSO_MAX_SEGS, what a routine's batch always has room
- * for). Returns the offload flags the kernel took. Throws (NativeError, or the `ip` failure) when it takes not even
- * the TCP set or refuses gso_max_segs: the caller then reopens the device without offloads.
- */
-export function enableOffloads(dev: TunDevice): number {
-  let taken = TUN_OFFLOADS_TCP | TUN_OFFLOADS_UDP;
-  for (const fd of dev.fds) {
-    // TUNSETOFFLOAD takes its flags as the ioctl's integer argument, not through a pointer.
-    if (ioctlInt(fd, TUNSETOFFLOAD, taken) < 0) {
-      taken = TUN_OFFLOADS_TCP;
-      const r = ioctlInt(fd, TUNSETOFFLOAD, taken);
-      if (r < 0) throw new NativeError('ioctl', -r, `TUNSETOFFLOAD ${dev.name}`);
-    }
-  }
-  // Without this cap the kernel builds super-packets of up to 64 KB whatever the MSS; a routine could not take one
-  // of, say, 120 small segments in one batch.
-  execFileSync('ip', ['link', 'set', 'dev', dev.name, 'gso_max_segs', String(TUN_GSO_MAX_SEGS)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
-  return taken;
 }
 
 /** Closes every queue fd; the device disappears with the last one. */

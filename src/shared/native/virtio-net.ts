@@ -4,11 +4,14 @@
  * TUNSETOFFLOAD then lets the kernel hand over TCP/UDP super-packets (up to 64 KB, one header, `gso_size` bytes of
  * payload per segment) and packets whose transport checksum is only partly computed (platform-notes §9).
  *
- * This module holds the constants both sides share: the supervisor opens the device with them (tun.ts), a routine
- * asks its queue fd whether it carries the header (`fdHasVnetHeader`) and splits what it reads (routine/tso.ts).
+ * This module holds the constants both sides share and the offload setup: the supervisor opens the device with the
+ * header (tun.ts) and then turns the offloads on (`enableOffloads`); a routine asks its queue fd whether it carries
+ * the header (`fdHasVnetHeader`) and splits what it reads (routine/tso.ts).
  */
+import { execFileSync } from 'node:child_process';
 import koffi from './koffi';
-import { ioctlNoThrow, lastErrno } from './libc';
+import { NativeError, ioctlNoThrow, lastErrno } from './libc';
+import type { TunDevice } from './tun';
 
 // ioctl with an integer third argument (TUNSETOFFLOAD reads its flags from the argument itself, not a pointer).
 const c_ioctl_int = koffi.load(null).func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']) as (fd: number, req: number, arg: number) => number;
@@ -57,6 +60,33 @@ export const TUN_GSO_MAX_SEGS = 32;
 
 /** Largest read from an offloading queue: the header plus a 64 KB super-packet. */
 export const VNET_READ_BYTES = VNET_HDR_LEN + 65535;
+
+/** TCP segmentation and checksum offload: what every offloading tun takes (Linux >= 2.6). */
+export const TUN_OFFLOADS_TCP = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+/** UDP segmentation offload on top (Linux >= 6.2). */
+export const TUN_OFFLOADS_UDP = TUN_F_USO4 | TUN_F_USO6;
+
+/**
+ * On a device opened with `vnetHeader`: TUNSETOFFLOAD with checksum + TSO4/TSO6 + USO4/USO6, or without USO when the
+ * kernel refuses those, then the device's gso_max_segs (TUN_GSO_MAX_SEGS, what a routine's batch always has room
+ * for). Returns the offload flags the kernel took. Throws (NativeError, or the `ip` failure) when it takes not even
+ * the TCP set or refuses gso_max_segs: the caller then reopens the device without offloads.
+ */
+export function enableOffloads(dev: Pick<TunDevice, 'name' | 'fds'>): number {
+  let taken = TUN_OFFLOADS_TCP | TUN_OFFLOADS_UDP;
+  for (const fd of dev.fds) {
+    // TUNSETOFFLOAD takes its flags as the ioctl's integer argument, not through a pointer.
+    if (ioctlInt(fd, TUNSETOFFLOAD, taken) < 0) {
+      taken = TUN_OFFLOADS_TCP;
+      const r = ioctlInt(fd, TUNSETOFFLOAD, taken);
+      if (r < 0) throw new NativeError('ioctl', -r, `TUNSETOFFLOAD ${dev.name}`);
+    }
+  }
+  // Without this cap the kernel builds super-packets of up to 64 KB whatever the MSS; a routine could not take one
+  // of, say, 120 small segments in one batch.
+  execFileSync('ip', ['link', 'set', 'dev', dev.name, 'gso_max_segs', String(TUN_GSO_MAX_SEGS)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+  return taken;
+}
 
 /**
  * TUNGETIFF on a queue fd: true when it was opened with IFF_VNET_HDR (so every read and write carries the header).

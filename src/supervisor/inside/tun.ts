@@ -7,7 +7,8 @@
  * checksum and segmentation offloads; when it refuses any part, the device is reopened without them and a warning
  * names why. A routine learns which kind of queue it got from the fd itself (routine/fd-edges.ts).
  */
-import { closeTun, configureInterface, enableOffloads, ipRoute, openTun, TUN_OFFLOADS_UDP, type TunDevice } from '../../shared/native/tun';
+import { closeTun, configureInterface, ipRoute, openTun, type TunDevice } from '../../shared/native/tun';
+import { enableOffloads, TUN_OFFLOADS_UDP } from '../../shared/native/virtio-net';
 import type { Logger } from '../../shared/log';
 import { formatCidr, formatIPv4, parseCidr } from '../../shared/util/ipv4';
 import { addAddress6, disableLinkLocal, maskedCidr6 } from '../../shared/native/tun-ipv6';

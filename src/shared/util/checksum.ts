@@ -1,6 +1,8 @@
 /**
- * The Internet checksum (RFC 1071) as the offload code needs it: sums left unfolded so parts can be added (a
- * pseudo-header, a rewritten header, a payload elsewhere), and a fast variant that reads 4 bytes per step.
+ * The Internet checksum (RFC 1071), the one implementation of it: sums left unfolded so parts can be added (a
+ * pseudo-header, a rewritten header, a payload elsewhere), a fast variant that reads 4 bytes per step (the tun
+ * offloads, routine/tso.ts and routine/tcp-coalesce.ts), and the stored 16-bit value (also the firewall's reject
+ * packets, firewall/reject-packet.ts). Layer-neutral: no I/O, no allocation.
  */
 
 /**
@@ -63,4 +65,14 @@ export function onesSumWide(bytes: Uint8Array, words: Uint32Array, start: number
 export function foldSum(sum: number): number {
   while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 65536);
   return sum;
+}
+
+/** The 16-bit checksum to store for an unfolded sum: the complement of the folded sum. */
+export function checksumOf(sum: number): number {
+  return ~foldSum(sum) & 0xffff;
+}
+
+/** The checksum to store for bytes [start, end) of `buf` on top of `initial` (an unfolded partial sum). */
+export function internetChecksum(buf: Uint8Array, start: number, end: number, initial: number): number {
+  return checksumOf(onesSum(buf, start, end, initial));
 }
