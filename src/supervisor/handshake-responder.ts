@@ -7,7 +7,7 @@ import { createResponder } from '../shared/noise';
 import { HEADER_LEN } from '../shared/protocol/header';
 import { formatEndpoint as addr } from '../shared/util/endpoint';
 import { formatIPv4 } from '../shared/util/ipv4';
-import type { HandshakeEnv } from './handshake-manager';
+import type { HandshakeEnv } from './handshake-env';
 import { ownCertFor } from '../shared/pki';
 import { buildStage2, DENIED, errText, logFailure, openHandshakePayload, peerNetworks, receivedMessage, remoteOf, type HandshakePath } from './handshake-messages';
 import type { Pending } from './pending-handshakes';

@@ -11,7 +11,7 @@ import { addrKey, addrOfBytes, type VpnAddr } from '../shared/protocol/vpn-addr'
 import { formatIPv6 } from '../shared/util/ipv6';
 import { formatIPv4 } from '../shared/util/ipv4';
 import { formatEndpoint } from '../shared/util/endpoint';
-import type { HandshakeEnv } from './handshake-manager';
+import type { HandshakeEnv } from './handshake-env';
 import { certHasVpnIp, errText, logFailure, openHandshakePayload, peerNetworks, remoteOf, type HandshakePath } from './handshake-messages';
 import type { NewTunnel } from './hostmap';
 import type { Pending } from './pending-handshakes';
