@@ -16,7 +16,12 @@
  * with the gates off, also scraped (`--metrics-baseline endpoint`, the default: what turning the gates on costs), or
  * against nebula-ts without `stats` (`none`: what the endpoint costs at all) (aes, routines 1, TCP 1 stream and
  * the UDP flood, `--metrics-reps` repetitions; 0 leaves it out). `--only table` runs only the side-by-side table, `--only metrics`
- * only the metrics cost.
+ * only the metrics cost, `--only handshakes` only the handshake rate.
+ *
+ * Then the handshake rate (handshake-phase.ts, issue 13): handshakes per second a responder completes with
+ * `--handshake-initiators` (500) initiators of distinct certificates offering stage 1s at stepped rates
+ * (`--handshake-rates 250,1000,2000,4000,8000`, `--handshake-step-ms 1000` each), Go and nebula-ts alternating,
+ * `--handshake-reps` (2) repetitions; 0 leaves it out.
  *
  * `--baseline DIR` adds implementation `base`: nebula-ts run from DIR/dist (another build, e.g. before a change),
  * measured alternately with the current one. `mix` is a nebula-ts client with a Go server; `offload` is nebula-ts
@@ -27,6 +32,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { SCRAPE_INTERVAL_MS, costTable, metricsCost } from './metrics-cost';
 import { runMetricsPhase } from './metrics-phase';
+import { DEFAULT_INITIATORS, DEFAULT_RATES, DEFAULT_STEP_MS, DEFAULT_VERIFY_PER_STEP, runHandshakePhase } from './handshake-phase';
+import { handshakeTable, type HandshakeRun } from './handshake-report';
 import { run } from './probes';
 import { runLine, table, summarize, type RunRecord } from './report';
 import { ALL_TESTS, runOnce, type Impl, type TestName } from './scenario';
@@ -46,19 +53,24 @@ interface Options {
   scrapeMs: number;
   /** The metrics-cost comparison's off arm: the endpoint with the gates off, or no `stats` at all. */
   metricsBaseline: 'endpoint' | 'none';
-  /** Run only one of the two parts. */
-  only?: 'table' | 'metrics';
+  /** Run only one of the parts. */
+  only?: 'table' | 'metrics' | 'handshakes';
+  /** Repetitions of the handshake-rate comparison (0: not run), its offered rates, step length and initiators. */
+  handshakeReps: number;
+  handshakeRates: number[];
+  handshakeStepMs: number;
+  handshakeInitiators: number;
 }
 
 const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 
 function parse(argv: string[]): Options {
-  const o: Options = { seconds: 3, reps: 2, ciphers: ['aes', 'chachapoly'], routines: [1, 2], impls: ['go', 'ts'], tests: new Set(ALL_TESTS), metricsReps: 6, scrapeMs: SCRAPE_INTERVAL_MS, metricsBaseline: 'endpoint' };
+  const o: Options = { seconds: 3, reps: 2, ciphers: ['aes', 'chachapoly'], routines: [1, 2], impls: ['go', 'ts'], tests: new Set(ALL_TESTS), metricsReps: 6, scrapeMs: SCRAPE_INTERVAL_MS, metricsBaseline: 'endpoint', handshakeReps: 2, handshakeRates: [...DEFAULT_RATES], handshakeStepMs: DEFAULT_STEP_MS, handshakeInitiators: DEFAULT_INITIATORS };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     const flag = argv[i]!;
     if (flag === '--quick') {
-      Object.assign(o, { reps: 1, ciphers: ['aes'], routines: [1], metricsReps: 1 });
+      Object.assign(o, { reps: 1, ciphers: ['aes'], routines: [1], metricsReps: 1, handshakeReps: 1 });
       continue;
     }
     i++;
@@ -76,9 +88,12 @@ function parse(argv: string[]): Options {
       if (v !== 'endpoint' && v !== 'none') throw new Error(`--metrics-baseline takes endpoint or none, got ${String(v)}`);
       o.metricsBaseline = v;
     } else if (flag === '--only') {
-      if (v !== 'table' && v !== 'metrics') throw new Error(`--only takes table or metrics, got ${String(v)}`);
+      if (v !== 'table' && v !== 'metrics' && v !== 'handshakes') throw new Error(`--only takes table, metrics or handshakes, got ${String(v)}`);
       o.only = v;
-    }
+    } else if (flag === '--handshake-reps') o.handshakeReps = Math.min(20, Math.max(0, Number(v)));
+    else if (flag === '--handshake-rates') o.handshakeRates = list(v).map(Number);
+    else if (flag === '--handshake-step-ms') o.handshakeStepMs = Math.min(60_000, Math.max(200, Number(v)));
+    else if (flag === '--handshake-initiators') o.handshakeInitiators = Math.min(4000, Math.max(1, Number(v)));
     else throw new Error(`unknown option ${flag}`);
   }
   if (o.baseline && !o.impls.includes('base')) o.impls.push('base');
@@ -118,9 +133,11 @@ async function main(): Promise<number> {
     process.stdout.write('The benchmark builds network namespaces: run it as root.\n');
     return 1;
   }
-  const doTable = o.only !== 'metrics';
-  // The metrics-cost part runs nebula-ts alone: Go nebula is needed only for the table.
-  for (const cmd of doTable ? ['nebula', 'iperf3', 'ping'] : ['iperf3', 'ping']) {
+  const doTable = o.only === undefined || o.only === 'table';
+  const doHandshakes = (o.only === undefined || o.only === 'handshakes') && o.handshakeReps > 0;
+  // The metrics-cost part runs nebula-ts alone: Go nebula is needed only for the table and the handshake rate.
+  const needs = [...(doTable || doHandshakes ? ['nebula'] : []), ...(o.only === 'handshakes' ? [] : ['iperf3', 'ping'])];
+  for (const cmd of needs) {
     if (!(await has(cmd))) {
       process.stdout.write(`The benchmark needs ${cmd} (apt-get install nebula iperf3 iputils-ping).\n`);
       return 1;
@@ -137,7 +154,9 @@ async function main(): Promise<number> {
     doTable
       ? `nebula-ts vs Go nebula 1.6.1: ${o.reps} repetition(s) x ${o.seconds} s, ciphers ${o.ciphers.join(',')}, routines ${o.routines.join(',')}, ` +
           `implementations ${o.impls.join(',')}, ${machine}${perf ? '' : ' (no usable perf: no syscall counts)'}\n`
-      : `metrics cost only: ${o.seconds} s per test, ${machine}\n`,
+      : o.only === 'handshakes'
+        ? `handshake rate only: ${machine}\n`
+        : `metrics cost only: ${o.seconds} s per test, ${machine}\n`,
   );
   const runs: RunRecord[] = [];
   for (let rep = 0; doTable && rep < o.reps; rep++) {
@@ -159,11 +178,19 @@ async function main(): Promise<number> {
     }
   }
   const summary = summarize(runs.filter((r) => !r.error));
-  const doMetrics = o.only !== 'table' && o.metricsReps > 0;
+  const doMetrics = (o.only === undefined || o.only === 'metrics') && o.metricsReps > 0;
   const baseline = o.metricsBaseline === 'endpoint' ? 'prometheus with both gates off' : 'nebula-ts without stats';
   if (doMetrics) process.stdout.write(`\nmetrics cost: ${baseline} vs prometheus with message_metrics and lighthouse_metrics, scraped every ${o.scrapeMs} ms (aes, routines 1), ${o.metricsReps} repetition(s)\n`);
   const metricsRuns = doMetrics ? await runMetricsPhase({ reps: o.metricsReps, seconds: o.seconds, root: path.resolve(__dirname, '..', '..'), scrapeIntervalMs: o.scrapeMs, baseline: o.metricsBaseline, write: (t) => process.stdout.write(t) }) : [];
   const cost = metricsCost(metricsRuns);
+  // Go and nebula-ts only: the handshake responder is the same code in every nebula-ts variant.
+  const hsImpls = o.impls.filter((i): i is 'go' | 'ts' => i === 'go' || i === 'ts');
+  if (doHandshakes) {
+    process.stdout.write(`\nhandshake rate: ${o.handshakeInitiators} initiators with distinct certificates, offered ${o.handshakeRates.join(',')} stage 1/s for ${o.handshakeStepMs} ms each (last 2/3 measured), ${o.handshakeReps} repetition(s), ${hsImpls.join(',')}\n`);
+  }
+  const hsRuns: HandshakeRun[] = doHandshakes
+    ? await runHandshakePhase({ reps: o.handshakeReps, impls: hsImpls, root: path.resolve(__dirname, '..', '..'), rates: o.handshakeRates, stepMs: o.handshakeStepMs, initiators: o.handshakeInitiators, verifyPerStep: DEFAULT_VERIFY_PER_STEP, write: (t) => process.stdout.write(t) })
+    : [];
   const load1 = os.loadavg();
   for (const routines of doTable ? o.routines : []) {
     process.stdout.write(`\nroutines ${routines}, medians of ${o.reps}; ratios > 1 are better than ${o.impls[0]}:\n\n`);
@@ -174,13 +201,18 @@ async function main(): Promise<number> {
     process.stdout.write(`\nmetrics cost, medians of ${o.metricsReps} (load ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}); cost > 0 means slower or dearer with metrics on:\n\n`);
     process.stdout.write(costTable(cost) + '\n');
   }
+  if (doHandshakes) {
+    const loads = hsRuns.map((r) => r.load1);
+    process.stdout.write(`\nhandshake rate, medians of ${o.handshakeReps} (load ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}); ratios > 1 are better than ${hsImpls[0]}:\n\n`);
+    process.stdout.write(handshakeTable(hsRuns, hsImpls) + '\n');
+  }
   process.stdout.write(`\nload average at the end: ${load1.map((l) => l.toFixed(1)).join(' ')}\n`);
   if (o.json) {
-    const doc = { date: new Date().toISOString(), kernel: os.release(), cpus: os.cpus().length, loadavgStart: load0, loadavgEnd: load1, options: { ...o, tests: [...o.tests] }, runs, summary, metricsCost: { runs: metricsRuns, rows: cost } };
+    const doc = { date: new Date().toISOString(), kernel: os.release(), cpus: os.cpus().length, loadavgStart: load0, loadavgEnd: load1, options: { ...o, tests: [...o.tests] }, runs, summary, metricsCost: { runs: metricsRuns, rows: cost }, handshakes: hsRuns };
     writeFileSync(o.json, JSON.stringify(doc, null, 2) + '\n');
     process.stdout.write(`results written to ${o.json}\n`);
   }
-  return [...runs, ...metricsRuns].some((r) => r.error) ? 2 : 0;
+  return [...runs, ...metricsRuns, ...hsRuns].some((r) => r.error) ? 2 : 0;
 }
 
 main().then(
