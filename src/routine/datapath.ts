@@ -172,6 +172,9 @@ export class Datapath {
       case 'tunnelDown':
         ctx.tunnels.removeByIndex(msg.localIndex);
         return true;
+      case 'ipcShed':
+        ctx.counters.add(C['routine.dropped.ipc_backlog'], msg.count);
+        return true;
       case 'remoteChanged':
         ctx.tunnels.setRemote(msg.localIndex, msg.remoteIp, msg.remotePort, msg.via);
         return true;

@@ -15,6 +15,7 @@ import type { RegionCapacities } from '../shared/state/layout';
 import { testHooks } from '../shared/test-hooks';
 import { exitOnUnexpectedErrors } from '../shared/fatal';
 import type { DatapathInit } from './datapath-worker';
+import { IpcBacklog } from './ipc-backlog';
 
 
 const UDP_FD = 3;
@@ -22,9 +23,17 @@ const INSIDE_FD = 4;
 const REGION_FD = 5;
 const WAKE_FD = 6;
 
+/** How often the count of datagrams shed for the channel's backlog goes to the data path's counters. */
+const SHED_REPORT_MS = 1000;
+
+// With a callback a send that races the channel closing reports EPIPE there instead of as an 'error' event.
+const channel = new IpcBacklog((msg, taken) => {
+  if (process.connected) process.send!(msg, undefined, {}, taken);
+  else taken();
+});
+
 function send(msg: RoutineToSupervisor): void {
-  // With a callback a send that races the channel closing reports EPIPE here instead of as an 'error' event.
-  if (process.connected) process.send!(msg, undefined, {}, () => undefined);
+  channel.send(msg);
 }
 
 function start(setup: RoutineSetup, capacities: RegionCapacities): void {
@@ -69,6 +78,11 @@ function start(setup: RoutineSetup, capacities: RegionCapacities): void {
     if (msg.type === 'tunnelUp' && testHooks.tunnelUpDelayMs > 0) setTimeout(() => forward(msg), testHooks.tunnelUpDelayMs);
     else forward(msg);
   });
+  // The counters live in the worker's view of the shared region: it counts what was shed here.
+  setInterval(() => {
+    const count = channel.takeShed();
+    if (count > 0) forward({ type: 'ipcShed', count });
+  }, SHED_REPORT_MS).unref();
   // No 'ready' from here: the worker reports it once its poll loop serves the fds (the supervisor configures the
   // tunnel address only then, so a packet sent right after start is not left waiting for the worker to load).
 }

@@ -113,6 +113,8 @@ export type SupervisorToRoutine =
   | { type: 'setup'; setup: RoutineSetup; capacities: RegionCapacities }
   | { type: 'tunnelUp'; tunnel: TunnelInstall }
   | { type: 'tunnelDown'; localIndex: number }
+  /** From the routine's own main thread: datagrams it shed because its channel to the supervisor was backed up. */
+  | { type: 'ipcShed'; count: number }
   /** `via` set: the tunnel is relayed (remote 0:0), e.g. after a roam the supervisor refused; the routine re-relays it. */
   | { type: 'remoteChanged'; localIndex: number; remoteIp: number; remotePort: number; via?: ViaRelay }
   | { type: 'firewall'; firewall: FirewallUpdate }

@@ -55,6 +55,8 @@ export const COUNTER_NAMES = [
   // recvErrors not sent, handshakes not handed to the supervisor, because of the per-routine rate limits
   'routine.dropped.recv_error_limited',
   'routine.dropped.handshake_limited',
+  // datagrams for the supervisor shed because MAX_IPC_BACKLOG of the routine's messages still waited for its channel
+  'routine.dropped.ipc_backlog',
   'routine.dropped.recv_error_in_limited',
   // syscalls that failed: datagrams the socket refused, packets the inside queue refused
   'routine.outside.tx_errors',
