@@ -18,6 +18,8 @@ import { checkHeader, computeLayout, viewsOver, type RegionCapacities } from '..
 import { Datapath } from './datapath';
 import { RoutineCounters } from './context';
 import { FdUnderlaySocket, insideQueueFor } from './fd-edges';
+import { offloadUnderlayFor, type OffloadSink } from './offload-underlay';
+import { VnetInsideQueue } from './vnet-inside-queue';
 import { warmUpDatapath, type EdgeFactory } from './warm-up';
 
 export interface DatapathInit {
@@ -50,15 +52,18 @@ function run(port: NonNullable<typeof parentPort>, init: DatapathInit): void {
   // Before the real data path is built: V8 shapes its objects after what the warm-up taught it, so they never carry
   // the layouts the warm-up outgrew (a stale layout throws optimised code away at the first real packet).
   const warmUp = warmUpOnce(init.setup);
+  const counters = new RoutineCounters(views.counters, init.setup.routine);
+  // The fd says whether it carries virtio-net headers (tun.offloads); the offload edge counts into this routine's row.
+  const inside = init.insideFd >= 0 ? EDGES.inside(init.insideFd, counters) : null;
   const datapath = new Datapath({
     setup: init.setup,
     tunnelWords: views.tunnels,
     conntrackWords: views.conntrack,
     conntrackCapacity: layout.conntrack,
     counterView: views.counters,
-    underlay: EDGES.underlay(init.udpFd),
-    // The fd says whether it carries virtio-net headers (tun.offloads); the offload edge counts into this routine's row.
-    inside: init.insideFd >= 0 ? EDGES.inside(init.insideFd, new RoutineCounters(views.counters, init.setup.routine)) : null,
+    // tun.offloads covers the underlay socket too: with the tun's offloads on, the socket gets UDP GRO and GSO.
+    underlay: inside instanceof VnetInsideQueue ? offloadUnderlayFor(init.udpFd, offloadSink(port, counters, init.setup.routine)) : EDGES.underlay(init.udpFd),
+    inside,
     supervisor: { post: (msg: RoutineToSupervisor) => port.postMessage(msg) },
     clock: Date.now,
   });
@@ -112,6 +117,14 @@ function run(port: NonNullable<typeof parentPort>, init: DatapathInit): void {
   };
   while (wakeUp());
   port.postMessage({ type: 'stopped' });
+}
+
+/** Where the underlay offload edge counts (this routine's row) and warns (a log line through the supervisor). */
+function offloadSink(port: NonNullable<typeof parentPort>, counters: RoutineCounters, routine: number): OffloadSink {
+  return {
+    add: (index, n) => counters.add(index, n),
+    warn: (msg, fields) => port.postMessage({ type: 'log', level: 'warning', msg, fields: { routine, ...fields } } satisfies RoutineToSupervisor),
+  };
 }
 
 /** The packet path's code compiled before the first real packet (warm-up.ts); a failure only costs speed. */

@@ -109,13 +109,21 @@ export class Datapath {
     return this.early.size > 0 ? EARLY_WAIT_MS : 1000;
   }
 
-  /** One batch from the underlay socket; returns how many datagrams were read (0: the socket is drained). */
+  /**
+   * One batch from the underlay socket, and more while the edge holds datagrams it already received (a GRO receive
+   * bigger than a batch); returns how many datagrams were read (0: the socket is drained).
+   */
   onUnderlayReadable(): number {
     const batch = this.recvBatch;
-    const n = this.underlay.recvBatch(batch);
-    for (let i = 0; i < n; i++) this.toInside.handle(batch.bufs[i]!, batch.lens[i]!, batch.addrs[i]!);
-    this.flush();
-    return n;
+    const underlay = this.underlay;
+    let total = 0;
+    do {
+      const n = underlay.recvBatch(batch);
+      for (let i = 0; i < n; i++) this.toInside.handle(batch.bufs[i]!, batch.lens[i]!, batch.addrs[i]!);
+      this.flush();
+      total += n;
+    } while (underlay.pending?.() === true);
+    return total;
   }
 
   /** One batch from the inside queue; returns how many packets were read. */

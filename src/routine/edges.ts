@@ -48,4 +48,10 @@ export interface UnderlaySocket {
   recvBatch(batch: DatagramBatch): number;
   /** Sends entries [0, count) each to its addrs[i]; returns how many were sent. A failed entry gets lens[i] = -errno. */
   sendBatch(batch: DatagramBatch, count: number): number;
+  /**
+   * True when datagrams already taken from the kernel wait for the next recvBatch (a UDP GRO receive that brought
+   * more than the batch holds, offload-underlay.ts): the caller must ask again, as poll() will not say so. Edges
+   * that never hold any leave it out.
+   */
+  pending?(): boolean;
 }

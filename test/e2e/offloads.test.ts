@@ -3,8 +3,9 @@
  * nebula-ts -> nebula-ts and nebula-ts -> Go arrive byte-identical, the sender's tun really handed over
  * super-packets (`routine.inside.rx_superpackets`, read through `status`, and the device shows vnet_hdr and our
  * gso_max_segs), none was refused, and the nebula-ts receiver wrote merged segments back as super-packets
- * (`routine.inside.tx_superpackets`) that its kernel took. A fourth node whose `ip` refuses the offload setup falls back to plain
- * packets with a warning and still carries traffic.
+ * (`routine.inside.tx_superpackets`) that its kernel took; between the two nebula-ts nodes the underlay carried
+ * UDP GSO sends and GRO receives (`routine.outside.tx_gso_messages`, `rx_gro_buffers`). A fourth node whose `ip`
+ * refuses the offload setup falls back to plain packets with a warning and still carries traffic.
  */
 import t from 'tap';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,6 +71,13 @@ t.test('tun.offloads: super-packets split and carried to nebula-ts and to Go 1.6
   t.comment(`t2: ${t2['routine.inside.tx_superpackets']} coalesced writes, ${t2['routine.inside.tx_packets']} packets written`);
   t.ok(t2['routine.inside.tx_superpackets']! > 0, 't2 wrote coalesced super-packets to its tun');
   t.equal(t2['routine.inside.tx_errors'], 0, 'the kernel refused none of t2\'s writes');
+  // The underlay socket's offloads follow the tun's: t1 sent runs of datagrams as UDP GSO messages, t2's socket took
+  // them as coalesced GRO buffers (and split them; the bytes above arrived intact), and no kernel refused either.
+  const t1 = (await status(mesh, 't1')).counters;
+  t.comment(`t1: ${t1['routine.outside.tx_gso_messages']} GSO messages; t2: ${t2['routine.outside.rx_gro_buffers']} GRO buffers`);
+  t.ok(t1['routine.outside.tx_gso_messages']! > 0, 't1 sent GSO messages');
+  t.ok(t2['routine.outside.rx_gro_buffers']! > 0, 't2 received coalesced GRO buffers');
+  t.equal(t1['routine.outside.offload_fallbacks']! + t2['routine.outside.offload_fallbacks']!, 0, 'no underlay offload refused');
 
   t.test('UDP segmentation offload: one UDP_SEGMENT send reaches the peer as its datagrams', async (t) => {
     const before = (await status(mesh, 't1')).counters['routine.inside.rx_superpackets']!;
@@ -96,6 +104,7 @@ t.test('tun.offloads: super-packets split and carried to nebula-ts and to Go 1.6
     t.same(r.received, { bytes, sha256: r.expected }, 't1 received t3\'s 2 MB byte for byte');
     const c = (await status(mesh, 't3')).counters;
     t.equal(c['routine.inside.rx_superpackets'], 0, 'no super-packet on a plain tun');
+    t.equal(c['routine.outside.tx_gso_messages'], 0, 'and no underlay offloads without the tun\'s');
     t.ok(c['routine.inside.rx_packets']! > bytes / 1300, 'the transfer was read as plain packets');
   });
 });

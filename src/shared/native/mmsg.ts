@@ -46,16 +46,18 @@ export const MSG_TRUNC = 0x20;
 export const MSG_DONTWAIT = 0x40;
 
 export const MMSGHDR_SIZE = 64;
-const IOVEC_SIZE = 16;
-// Offsets inside one struct mmsghdr.
-const MSG_NAME = 0;
-const MSG_NAMELEN = 8;
-const MSG_IOV = 16;
-const MSG_IOVLEN = 24;
-const MSG_FLAGS = 48;
-const MSG_LEN = 56;
+export const IOVEC_SIZE = 16;
+// Offsets inside one struct mmsghdr (also used by the offload vectors, mmsg-offload.ts).
+export const MSG_NAME = 0;
+export const MSG_NAMELEN = 8;
+export const MSG_IOV = 16;
+export const MSG_IOVLEN = 24;
+export const MSG_CONTROL = 32;
+export const MSG_CONTROLLEN = 40;
+export const MSG_FLAGS = 48;
+export const MSG_LEN = 56;
 // Offset of iov_len inside struct iovec.
-const IOV_LEN = 8;
+export const IOV_LEN = 8;
 
 /** The two syscalls as the edge calls them; a test substitutes its own to make the kernel refuse or cut short. */
 export interface MmsgCalls {

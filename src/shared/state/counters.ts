@@ -73,6 +73,13 @@ export const COUNTER_NAMES = [
   'routine.inside.rx_superpackets',
   // tun.offloads: writes to the tun that merged consecutive TCP segments of one flow into one super-packet
   'routine.inside.tx_superpackets',
+  // tun.offloads on the underlay socket: receive buffers that held several coalesced datagrams (UDP GRO; each
+  // datagram also counts as it is handled), sends that carried several datagrams as one message (UDP GSO; each
+  // datagram also counts in routine.outside.tx_packets / messages.tx.*), and offloads the kernel refused (the
+  // routine warns once and carries on without: GRO refused, or a GSO send refused with EIO / EINVAL)
+  'routine.outside.rx_gro_buffers',
+  'routine.outside.tx_gso_messages',
+  'routine.outside.offload_fallbacks',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
