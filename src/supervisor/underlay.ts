@@ -14,6 +14,20 @@ import type { Endpoint } from '../shared/util/endpoint';
 /** Room for the largest datagram plus the header and AEAD tag sealed around it. */
 const OUTBOX_BYTES = 65536 + 32;
 
+/**
+ * The receive buffer when `tun.offloads` is on and listen.read_buffer is not set. A peer sending TCP super-packets
+ * split into 1300-byte datagrams bursts far beyond the kernel's 208 KiB default while the receiving routine waits for
+ * a CPU (measured: 42k-91k datagrams dropped per 8 s transfer, TCP retransmitting each; none with 4 MiB; docs/
+ * performance.md Change 4). A limit, not an allocation: the memory is used only while datagrams wait.
+ */
+export const OFFLOADS_READ_BUFFER = 4 * 1024 * 1024;
+
+/** listen.read_buffer as set, or OFFLOADS_READ_BUFFER under tun.offloads; undefined: the kernel's default. */
+export function readBufferFor(listen: NebulaConfig['listen'], offloads: boolean): number | undefined {
+  if (listen.read_buffer > 0) return listen.read_buffer;
+  return offloads ? OFFLOADS_READ_BUFFER : undefined;
+}
+
 export class Underlay {
   /** The port every socket is bound to (the kernel's choice when listen.port is 0). */
   readonly listenPort: number;
@@ -23,10 +37,10 @@ export class Underlay {
   private readonly sendSa = allocSockaddrIn();
 
   /** Binds `routines` sockets to listen.host:listen.port; throws (having closed any it made) if one cannot be bound. */
-  constructor(listen: NebulaConfig['listen'], routines: number) {
+  constructor(listen: NebulaConfig['listen'], routines: number, offloads = false) {
     const host = listen.host === '::' || listen.host === '[::]' ? '0.0.0.0' : listen.host;
     const reusePort = routines > 1;
-    const bufs = { recvBuf: listen.read_buffer || undefined, sendBuf: listen.write_buffer || undefined };
+    const bufs = { recvBuf: readBufferFor(listen, offloads), sendBuf: listen.write_buffer || undefined };
     try {
       const first = createUdpSocket({ host, port: listen.port, reusePort, ...bufs });
       this.fds.push(first);
