@@ -7,18 +7,21 @@
  *   every address of a host's certificate, a host we have a tunnel to is listed under each of them (its IPv6 VPN
  *   addresses too, in Go's text form), each row the same entry.
  * - `query-lighthouse <vpn-ip>`: asks the lighthouses (as a handshake would) and prints what we know now, as the
- *   same per-owner map, or null.
+ *   same per-owner map, or null. An IPv6 VPN address names the host whose certificate holds it when we know that
+ *   host, else it is asked about as it is (first contact) and the last answer about it is printed.
  */
 import type { ParsedArgs } from '../shared/console-commands';
 import { formatAddr } from '../shared/pki/v2/prefix';
 import { formatIPv4, parseIPv4 } from '../shared/util/ipv4';
+import { parseIPv6 } from '../shared/util/ipv6';
+import { addrOfWords } from './static-hosts';
 import type { Endpoint } from '../shared/util/endpoint';
 import { ConsoleError, type ConsoleHandler } from './console';
 import { goJson } from './console-views';
 import type { Lighthouse } from './lighthouse';
 import type { RemoteList } from './remote-list';
 
-type LighthouseView = Pick<Lighthouse, 'entries' | 'queryServer' | 'networksOf'>;
+type LighthouseView = Pick<Lighthouse, 'entries' | 'queryServer' | 'networksOf' | 'vpnIpOf' | 'queryServer6' | 'answer6'>;
 
 interface CacheJson {
   learned?: Array<{ ip: string; port: number }>;
@@ -63,9 +66,17 @@ export function lighthouseCommands(lighthouse: () => LighthouseView): Record<str
     'query-lighthouse': (a: ParsedArgs) => {
       const text = a.args[0];
       if (text === undefined) throw new ConsoleError('No vpn ip was provided');
-      const vpnIp = parseIPv4(text);
-      if (vpnIp === undefined || vpnIp === 0) throw new ConsoleError(`The provided vpn ip could not be parsed: ${text}`);
       const lh = lighthouse();
+      const words6 = parseIPv6(text);
+      // An IPv6 VPN address (Go 1.11): the host it names if we know it, else a query by that address (first contact).
+      const v6 = words6 === undefined ? undefined : addrOfWords(words6);
+      const vpnIp = v6 === undefined ? parseIPv4(text) : lh.vpnIpOf(v6);
+      if (v6 !== undefined && vpnIp === undefined) {
+        lh.queryServer6(v6);
+        const answer = lh.answer6(v6);
+        return goJson(answer ? { [formatIPv4(answer.owner)]: { reported: answer.addrs.map(addr), relay: [] } } : null, false);
+      }
+      if (vpnIp === undefined || vpnIp === 0) throw new ConsoleError(`The provided vpn ip could not be parsed: ${text}`);
       lh.queryServer(vpnIp);
       const list = lh.entries().get(vpnIp);
       return goJson(list ? cacheMapJson(list) : null, false);

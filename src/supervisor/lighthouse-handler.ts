@@ -145,7 +145,7 @@ export class LighthouseHandler {
         .slice(0, MAX_REMOTES)
         .map((a) => ({ ip: a.ip >>> 0, port: a.port & 0xffff }))
         .filter((e) => e.port !== 0 && lh.shouldAddForUnknown(e.ip));
-      lh.answered6(named.addr, v4);
+      lh.answered6(named.addr, from, v4);
       this.env.triggerHandshake6?.(named.addr);
       return;
     }

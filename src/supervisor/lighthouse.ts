@@ -72,7 +72,7 @@ export class Lighthouse {
    */
   private staticHosts?: StaticHosts;
   private readonly lastQuery6 = new Map<bigint, number>();
-  private readonly answers6 = new Map<bigint, Endpoint[]>();
+  private readonly answers6 = new Map<bigint, { owner: number; addrs: Endpoint[] }>();
   private updateTimer?: NodeJS.Timeout;
   private interval = 0;
 
@@ -122,8 +122,13 @@ export class Lighthouse {
   /** Where a first-contact handshake to IPv6 VPN address `a` is sent: its static_host_map entry, then what lighthouses said. */
   addressesFor6(a: VpnAddr): Endpoint[] {
     const out = [...(this.staticHosts?.addressesFor6(a) ?? [])];
-    for (const e of this.answers6.get(addrKey(a)) ?? []) if (!out.some((o) => o.ip === e.ip && o.port === e.port)) out.push(e);
+    for (const e of this.answers6.get(addrKey(a))?.addrs ?? []) if (!out.some((o) => o.ip === e.ip && o.port === e.port)) out.push(e);
     return out;
+  }
+
+  /** The last lighthouse answer about IPv6 VPN address `a` of a host not yet known, and who gave it. */
+  answer6(a: VpnAddr): Readonly<{ owner: number; addrs: readonly Endpoint[] }> | undefined {
+    return this.answers6.get(addrKey(a));
   }
 
   /** Did we ask the lighthouses about IPv6 VPN address `a` (so an answer naming it is expected)? */
@@ -131,12 +136,12 @@ export class Lighthouse {
     return this.lastQuery6.has(addrKey(a));
   }
 
-  /** A lighthouse's answer about IPv6 VPN address `a` (filtered by the caller as any reported address). */
-  answered6(a: VpnAddr, addrs: Endpoint[]): void {
+  /** Lighthouse `owner`'s answer about IPv6 VPN address `a` (filtered by the caller as any reported address). */
+  answered6(a: VpnAddr, owner: number, addrs: Endpoint[]): void {
     const key = addrKey(a);
     this.answers6.delete(key);
     if (this.answers6.size >= this.env.capacity) this.answers6.delete(this.answers6.keys().next().value as bigint);
-    this.answers6.set(key, addrs);
+    this.answers6.set(key, { owner, addrs });
   }
 
   /**

@@ -15,6 +15,8 @@ import { HandshakeManager, MAX_FIRST_CONTACTS, type HandshakeEnv } from '../../s
 import type { HostMap } from '../../src/supervisor/hostmap';
 import { SupervisorCounters } from '../../src/supervisor/counters';
 import { addrOfWords } from '../../src/supervisor/static-hosts';
+import { lighthouseCommands } from '../../src/supervisor/console-lighthouse';
+import { findCommand, parseCommandArgs } from '../../src/shared/console-commands';
 import { deliverHandshake, installInto, testHostMap } from './fixtures/handshake-peers';
 import { hostPki, makeMixedCAs } from './fixtures/v2-peers';
 import { CLIENT_YAML, LH1, LH2, details, node, v4 } from './fixtures/lighthouse-node';
@@ -141,6 +143,7 @@ t.test('lighthouse: a query by IPv6 address goes to v2 lighthouses only; the ans
 
   n.rx(LH1, MetaType.HostQueryReply, { vpnAddr: wanted, ip4AndPorts: v4('203.0.113.9:4242', '172.16.0.5:4242') });
   t.same(n.lh.addressesFor6(wanted), [{ ip: ip('203.0.113.9'), port: 4242 }], 'stored, filtered by remote_allow_list');
+  t.same(n.lh.answer6(wanted), { owner: LH1, addrs: [{ ip: ip('203.0.113.9'), port: 4242 }] }, 'under the lighthouse that answered');
   t.same(n.triggered6, [wanted], 'the pending first contact is tried at once');
 
   // An answer about an IPv6 address nobody asked about names nobody: counted as invalid, nothing stored.
@@ -153,4 +156,19 @@ t.test('lighthouse: a query by IPv6 address goes to v2 lighthouses only; the ans
   t.same(n.lh.addressesFor6(wanted), [{ ip: ip('203.0.113.9'), port: 4242 }], 'unchanged');
   t.equal(n.triggered6.length, 1);
   t.ok(LH2 > 0);
+});
+
+t.test('nebula-ctl query-lighthouse <ipv6>: a known host by its IPv4 key, an unknown address asked about as it is', async (t) => {
+  const n = node(ip('10.1.0.9'), CLIENT_YAML);
+  n.versions.set(LH1, 2);
+  const query = lighthouseCommands(() => n.lh)['query-lighthouse']!;
+  const run = (arg: string): string => String(query(parseCommandArgs(findCommand('query-lighthouse')!, [arg]), undefined as never));
+  t.equal(run('fd00::2'), 'null\n', 'nothing known yet: null, as Go prints');
+  t.same(n.sent.map((m) => [m.to, m.type]), [[LH1, MetaType.HostQuery]], 'and the v2 lighthouse was asked by the address');
+  n.rx(LH1, MetaType.HostQueryReply, { vpnAddr: v6('fd00::2'), ip4AndPorts: v4('203.0.113.9:4242') });
+  t.same(JSON.parse(run('fd00::2')), { '10.1.0.1': { reported: [{ ip: '203.0.113.9', port: 4242 }], relay: [] } }, 'the answer, under the lighthouse that gave it');
+  // Once a tunnel's certificate names the address, the query is about that host (its IPv4 key).
+  n.peer(ip('10.1.0.3'), '10.1.0.3/16', 'fd00::2/64');
+  run('fd00::2');
+  t.same(n.sent.at(-1)?.details?.vpnIp, ip('10.1.0.3'), 'asked about 10.1.0.3');
 });
