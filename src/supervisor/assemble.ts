@@ -178,6 +178,7 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
     vpnIpOf: (a) => vpnAddrs.vpnIpOf(a),
     tunnelTo: (ip) => hostmap.get(ip),
     startHandshake: (ip) => handshakes.start(ip),
+    startHandshake6: (a) => handshakes.startTo6(a),
     sendControl: (ip, payload) => metaSender.send(ip, TYPE_CONTROL, 0, payload, 'messages.tx.other'),
     sendFrame: (h, remoteIndex, datagram) => tunnels.sendFrame(h, remoteIndex, datagram),
     publish: (routes) => routines.broadcast({ type: 'relays', relays: routes }),

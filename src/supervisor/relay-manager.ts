@@ -24,8 +24,8 @@
  * handshaking with, the IPv6 VPN address of a dual-stack host when it pinged that. Such an address is mapped to the
  * host's VPN IP (`vpnIpOf`: our own addresses and those of the hosts we have tunnels to, vpn-addr-book.ts); the
  * relay is keyed by VPN IPs as any other, and what is sent on about it names the target as the initiator did (R asks
- * B for it and answers A with it; B echoes it), as Go passes RelayToAddr along. An address that maps to no host we
- * know is refused as before (logged, ignored).
+ * B for it and answers A with it; B echoes it), as Go passes RelayToAddr along. A request whose target maps to no
+ * host we know is logged and not relayed; as a relay we handshake with that address (first contact), as Go does.
  */
 import { randomInt } from 'node:crypto';
 import type { NebulaConfig } from '../shared/config';
@@ -65,6 +65,8 @@ export interface RelayManagerEnv {
   vpnIpOf(a: VpnAddr): number | undefined;
   tunnelTo(vpnIp: number): HostInfo | undefined;
   startHandshake(vpnIp: number): void;
+  /** First contact with a host known only by an IPv6 VPN address (handshake-manager.ts startTo6). */
+  startHandshake6?(a: VpnAddr): void;
   /** A NebulaControl message to `vpnIp` over its tunnel (handshaking first when there is none). */
   sendControl(vpnIp: number, payload: MetaPayload): void;
   /** A complete datagram in a relay frame on `h` to relay index `remoteIndex`; false when nothing was sent. */
@@ -155,6 +157,7 @@ export class RelayManager {
     const read = relayEndpoints(wire, (a) => this.env.vpnIpOf(a));
     if (!read.ok) {
       this.env.log.debug(read.reason, { vpnIp: formatIPv4(from), type: wire.type });
+      this.handshakeUnknownTarget(from, wire);
       return;
     }
     const m = read.control;
@@ -167,6 +170,17 @@ export class RelayManager {
       this.env.log.info('handleCreateRelayResponse', { ...fields, responderIdx: m.responderRelayIndex });
       this.onResponse(from, m);
     }
+  }
+
+  /**
+   * A relay request from its origin for a target named by an IPv6 VPN address of no host we know: as a relay we
+   * handshake with that address (Go: f.Handshake(target)), so the origin's next request finds the tunnel.
+   */
+  private handshakeUnknownTarget(from: number, wire: NebulaControl): void {
+    const env = this.env;
+    if (wire.type !== ControlType.CreateRelayRequest || !env.config().relay.am_relay) return;
+    if (!wire.relayFromAddr || !wire.relayToAddr || env.vpnIpOf(wire.relayFromAddr) !== from) return;
+    if (env.vpnIpOf(wire.relayToAddr) === undefined) env.startHandshake6?.(wire.relayToAddr);
   }
 
   /** The tunnel to `vpnIp` is gone: so is every relay riding it, and every relay forwarding to it. */

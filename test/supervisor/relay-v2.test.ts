@@ -141,11 +141,14 @@ t.test('R: a v2 request naming the target by its IPv6 VPN address is relayed to 
     'R forwards both ways between 10.1.0.2 and 10.1.0.3',
   );
 
-  // An IPv6 address of no host R has a tunnel to: ignored (Go would handshake with it; R cannot key it).
+  // An IPv6 address of no host R has a tunnel to: not relayed; R handshakes with that address (Go: f.Handshake(target)).
   const before = r.controls.length;
   r.rm.onControl(A, Buffer.from('0801' + '1043' + '32' + addr6Hex(0xfd42000000000000n, 0x99n) + '3a' + addrHex(A), 'hex'));
-  t.same([r.controls.length, r.handshakes], [before, []]);
+  t.same([r.controls.length, r.handshakes, r.handshakes6], [before, [], ['fd42:0:0:0:0:0:0:99']]);
   t.equal(r.logs.at(-1)?.msg, 'IPv6 VPN address in a relay message (10.1.0.2 -> fd42:0:0:0:0:0:0:99) names no host we know');
+  // Not from its origin (the request names another sender): no handshake either.
+  r.rm.onControl(B, Buffer.from('0801' + '1044' + '32' + addr6Hex(0xfd42000000000000n, 0x98n) + '3a' + addrHex(A), 'hex'));
+  t.same(r.handshakes6, ['fd42:0:0:0:0:0:0:99'], 'a request relayed for someone else starts nothing');
 });
 
 t.test('B: a v2 request naming us by our IPv6 VPN address makes us the terminal end; the answer echoes it', async (t) => {
