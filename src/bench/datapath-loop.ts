@@ -11,11 +11,11 @@
  * Instructions per packet: run it under `valgrind --tool=callgrind` with two --packets values and divide the
  * difference of the totals by the difference of the counts (start-up cancels out; docs/performance.md).
  */
+import { testRoutineSetup } from '../testbed/routine-setup';
 import { randomBytes } from 'node:crypto';
 import { Datapath } from '../routine/datapath';
 import { FdInsideQueue, FdUnderlaySocket } from '../routine/fd-edges';
-import type { FirewallRule } from '../shared/firewall/rule';
-import type { RoutineSetup, TunnelInstall } from '../shared/ipc/messages';
+import type { TunnelInstall } from '../shared/ipc/messages';
 import { close, readFd, setNonBlocking, writeFd } from '../shared/native/libc';
 import { createUdpSocket, localPort } from '../shared/native/udp';
 import { socketpairSeqpacket } from '../shared/native/unix';
@@ -41,7 +41,6 @@ function parse(argv: string[]): Options {
   return o;
 }
 
-const ANY: FirewallRule = { proto: 0, startPort: 0, endPort: 0, host: 'any', groups: [], cidr: '', caName: '', caSha: '' };
 const VPN_A = 0x0a000001; // 10.0.0.1
 const VPN_B = 0x0a000002;
 const LOOPBACK = 0x7f000001;
@@ -79,28 +78,7 @@ function node(vpnIp: number, cipher: Options['cipher'], mode: 'single' | 'batch'
   const [insideFd, peerFd] = socketpairSeqpacket();
   setNonBlocking(insideFd, true);
   setNonBlocking(peerFd, true);
-  const setup: RoutineSetup = {
-    routine: 0,
-    routines: 1,
-    cipher,
-    vpnIp,
-    vpnMask: 0xffffff00,
-    localSubnets: [],
-    vpnNetworks6: [],
-    localSubnets6: [],
-    unsafeRoutes6: [],
-    unsafeRoutes: [],
-    insideKind: 'userspace',
-    mtu: 1300,
-    sendRecvError: 'always',
-    dropLocalBroadcast: false,
-    dropMulticast: false,
-    firewall: { version: 1, inbound: [ANY], outbound: [ANY], tcpTimeout: 720_000, udpTimeout: 180_000, defaultTimeout: 600_000 },
-    tunnels: [tunnel],
-    relays: [],
-    logLevel: 'info',
-    logFormat: 'text',
-  };
+  const setup = testRoutineSetup(vpnIp, { cipher, tunnels: [tunnel] });
   const datapath = new Datapath({
     setup,
     tunnelWords: views.tunnels,

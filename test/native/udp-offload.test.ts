@@ -5,6 +5,7 @@
  * several calls, the kernel's refusals fall back without losing a datagram (a real EINVAL: SO_NO_CHECK forbids
  * GSO; a simulated EIO), and two data paths joined by a tunnel over such sockets deliver every packet.
  */
+import { testRoutineSetup } from '../../src/testbed/routine-setup';
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
@@ -14,7 +15,7 @@ import { DatagramBatch } from '../../src/routine/edges';
 import { FdUnderlaySocket } from '../../src/routine/fd-edges';
 import { MemoryInside } from '../routine/fixtures/memory-node';
 import { OffloadUnderlaySocket, offloadUnderlayFor, type OffloadSink } from '../../src/routine/offload-underlay';
-import type { RoutineSetup, TunnelInstall } from '../../src/shared/ipc/messages';
+import type { TunnelInstall } from '../../src/shared/ipc/messages';
 import { SOL_SOCKET, close, pollFds, POLLIN, setNonBlocking, setsockoptInt } from '../../src/shared/native/libc';
 import { MMSGHDR_SIZE, MSG_CONTROLLEN, kernelMmsg, type MmsgCalls } from '../../src/shared/native/mmsg';
 import { fillSockaddrIn, sockaddrPort } from '../../src/shared/native/sockaddr';
@@ -304,29 +305,7 @@ function datapathNode(vpnIp: number, udpFd: number, sink: Sink, tunnel: TunnelIn
   const views = viewsOver(new SharedArrayBuffer(layout.totalBytes), layout);
   new TunnelSlots(views.tunnels, -1).reset(tunnel.slot);
   const inside = new MemoryInside();
-  const any = { proto: 0, startPort: 0, endPort: 0, host: 'any', groups: [], cidr: '', caName: '', caSha: '' };
-  const setup: RoutineSetup = {
-    routine: 0,
-    routines: 1,
-    cipher: 'aes',
-    vpnIp,
-    vpnMask: 0xffffff00,
-    localSubnets: [],
-    vpnNetworks6: [],
-    localSubnets6: [],
-    unsafeRoutes6: [],
-    unsafeRoutes: [],
-    insideKind: 'userspace',
-    mtu: 1300,
-    sendRecvError: 'always',
-    dropLocalBroadcast: false,
-    dropMulticast: false,
-    firewall: { version: 1, inbound: [any], outbound: [any], tcpTimeout: 720_000, udpTimeout: 180_000, defaultTimeout: 600_000 },
-    tunnels: [tunnel],
-    relays: [],
-    logLevel: 'info',
-    logFormat: 'text',
-  };
+  const setup = testRoutineSetup(vpnIp, { tunnels: [tunnel] });
   const datapath = new Datapath({
     setup,
     tunnelWords: views.tunnels,

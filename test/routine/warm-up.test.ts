@@ -4,6 +4,7 @@
  * and loopback UDP: no root needed), in our own VPN network; and a live data path in the same thread sees nothing of
  * it: no datagram, no inside packet, no supervisor message, not one word of its region changed.
  */
+import { testRoutineSetup } from '../../src/testbed/routine-setup';
 import t from 'tap';
 import type { RoutineSetup } from '../../src/shared/ipc/messages';
 import { FdInsideQueue, FdUnderlaySocket } from '../../src/routine/fd-edges';
@@ -16,29 +17,8 @@ import { ANY_RULE, firewall, ip, pair } from './fixtures/memory-node';
 const FD_EDGES: EdgeFactory = { inside: (fd) => new FdInsideQueue(fd), underlay: (fd) => new FdUnderlaySocket(fd) };
 
 function setup(cipher: RoutineSetup['cipher']): RoutineSetup {
-  return {
-    routine: 1,
-    routines: 2,
-    cipher,
-    vpnIp: ip('192.168.100.1'),
-    vpnMask: 0xffffff00,
-    localSubnets: [],
-    unsafeRoutes: [],
-    vpnNetworks6: [],
-    localSubnets6: [],
-    unsafeRoutes6: [],
-    insideKind: 'tun',
-    mtu: 1300,
-    sendRecvError: 'always',
-    dropLocalBroadcast: false,
-    dropMulticast: false,
-    // A firewall that refuses everything: the warm-up still runs the path that passes (it brings its own rules).
-    firewall: firewall([], []),
-    tunnels: [],
-    relays: [],
-    logLevel: 'info',
-    logFormat: 'text',
-  };
+  // A firewall that refuses everything: the warm-up still runs the path that passes (it brings its own rules).
+  return testRoutineSetup(ip('192.168.100.1'), { routine: 1, routines: 2, cipher, insideKind: 'tun', firewall: firewall([], []) });
 }
 
 for (const cipher of ['aes', 'chachapoly'] as const) {

@@ -5,69 +5,38 @@
  * query by the IPv6 address (v2 tunnels only), its answer taken only when we asked.
  */
 import t from 'tap';
-import { Logger } from '../../src/shared/log';
 import { MetaType } from '../../src/shared/protocol/lighthouse';
 import { addrOfBytes, type VpnAddr } from '../../src/shared/protocol/vpn-addr';
 import { parseIPv4 } from '../../src/shared/util/ipv4';
 import { parseIPv6 } from '../../src/shared/util/ipv6';
 import type { Endpoint } from '../../src/shared/util/endpoint';
-import { HandshakeManager, MAX_FIRST_CONTACTS, type HandshakeEnv } from '../../src/supervisor/handshake-manager';
-import type { HostMap } from '../../src/supervisor/hostmap';
-import { SupervisorCounters } from '../../src/supervisor/counters';
+import { MAX_FIRST_CONTACTS, type HandshakeEnv } from '../../src/supervisor/handshake-manager';
 import { addrOfWords } from '../../src/supervisor/static-hosts';
 import { lighthouseCommands } from '../../src/supervisor/console-lighthouse';
 import { findCommand, parseCommandArgs } from '../../src/shared/console-commands';
-import { deliverHandshake, installInto, testHostMap } from './fixtures/handshake-peers';
+import { handshakeNetwork } from './fixtures/handshake-peers';
 import { hostPki, makeMixedCAs } from './fixtures/v2-peers';
 import { CLIENT_YAML, LH1, LH2, details, node, v4 } from './fixtures/lighthouse-node';
 
-type PeerPki = ReturnType<HandshakeEnv['pki']>;
-
-interface Peer {
-  vpnIp: number;
-  addr: Endpoint;
-  hm: HandshakeManager;
-  hostmap: HostMap;
-  logs: string[];
-  counters: SupervisorCounters;
-  queried6: string[];
-}
-
 const v6 = (text: string): VpnAddr => addrOfWords(parseIPv6(text)!);
 const ip = (text: string): number => parseIPv4(text)!;
+const key = (a: VpnAddr): string => `${a.hi}:${a.lo}`;
 
-/** Peers on an in-memory wire; `known6` is what static_host_map / the lighthouse know of IPv6 VPN addresses. */
+/** handshakeNetwork with first contact: `known6` is what static_host_map / the lighthouses know of IPv6 addresses. */
 function network(known6: Map<string, Endpoint[]>) {
-  const peers: Peer[] = [];
-  const add = (vpnIp: string, pki: PeerPki): Peer => {
-    const hostmap = testHostMap();
-    const logs: string[] = [];
-    const counters = new SupervisorCounters();
-    const peer: Peer = { vpnIp: ip(vpnIp), addr: { ip: ip(`10.0.0.${peers.length + 1}`), port: 4242 }, hostmap, logs, counters, queried6: [], hm: undefined as unknown as HandshakeManager };
-    const key = (a: VpnAddr): string => `${a.hi}:${a.lo}`;
-    peer.hm = new HandshakeManager({
-      log: new Logger({ level: 'debug', write: (l) => void logs.push(l) }),
-      cipher: 'aes',
-      pki: () => pki,
-      vpnIp: peer.vpnIp,
-      hostmap,
-      tryIntervalMs: 1000,
-      retries: 3,
-      counters,
-      addressesFor: () => [],
-      addressesFor6: (a) => known6.get(key(a)) ?? [],
-      queryLighthouse6: (a) => void peer.queried6.push(key(a)),
-      sendUdp: (buf, to) => {
-        const dest = peers.find((p) => p.addr.ip === to.ip);
-        if (dest) deliverHandshake(dest.hm, peer.addr, Buffer.from(buf));
-      },
-      install: installInto(hostmap),
-      sendTest: () => undefined,
-    });
-    peers.push(peer);
-    return peer;
+  const queried = new Map<number, string[]>();
+  const net = handshakeNetwork((peer) => ({
+    addressesFor: () => [],
+    addressesFor6: (a) => known6.get(key(a)) ?? [],
+    queryLighthouse6: (a) => void queried.set(peer.vpnIp, [...(queried.get(peer.vpnIp) ?? []), key(a)]),
+  }));
+  return {
+    add: (vpnIp: string, pki: ReturnType<HandshakeEnv['pki']>) => {
+      const p = net.add(vpnIp, vpnIp, pki);
+      return Object.defineProperty(p, 'queried6', { get: (): string[] => queried.get(p.vpnIp) ?? [] }) as typeof p & { readonly queried6: string[] };
+    },
+    key: (text: string) => key(v6(text)),
   };
-  return { add, key: (text: string) => `${v6(text).hi}:${v6(text).lo}` };
 }
 
 t.test('a handshake by IPv6 VPN address reaches the host holding it, keyed by its IPv4 VPN IP', async (t) => {

@@ -6,58 +6,16 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Logger } from '../../src/shared/log';
 import { CertState, loadCAPool, unmarshalCertificateFromPem, unmarshalX25519PrivateKey } from '../../src/shared/pki';
 import { parseIPv4 } from '../../src/shared/util/ipv4';
-import type { Endpoint } from '../../src/shared/util/endpoint';
-import { HandshakeManager, type HandshakeEnv } from '../../src/supervisor/handshake-manager';
-import type { HostMap } from '../../src/supervisor/hostmap';
-import { SupervisorCounters } from '../../src/supervisor/counters';
-import { deliverHandshake, installInto, testHostMap } from './fixtures/handshake-peers';
+import type { HandshakeEnv } from '../../src/supervisor/handshake-manager';
+import { handshakeNetwork, type WiredPeer } from './fixtures/handshake-peers';
 import { hostPki, makeMixedCAs } from './fixtures/v2-peers';
 
-interface Peer {
-  name: string;
-  vpnIp: number;
-  addr: Endpoint;
-  hm: HandshakeManager;
-  hostmap: HostMap;
-  logs: string[];
-}
-
+type Peer = WiredPeer;
 type PeerPki = ReturnType<HandshakeEnv['pki']>;
 
-/** Peers on an in-memory wire that delivers every datagram at once (so a handshake completes within start()). */
-function network(): { add(name: string, vpnIp: string, pki: PeerPki): Peer } {
-  const peers: Peer[] = [];
-  const addresses = new Map<number, Endpoint[]>();
-  const add = (name: string, vpnIp: string, pki: PeerPki): Peer => {
-    const hostmap = testHostMap();
-    const logs: string[] = [];
-    const peer: Peer = { name, vpnIp: parseIPv4(vpnIp)!, addr: { ip: parseIPv4(`10.0.0.${peers.length + 1}`)!, port: 4242 }, hostmap, logs, hm: undefined as unknown as HandshakeManager };
-    peer.hm = new HandshakeManager({
-      log: new Logger({ level: 'debug', write: (l) => void logs.push(l) }),
-      cipher: 'aes',
-      pki: () => pki,
-      vpnIp: peer.vpnIp,
-      hostmap,
-      tryIntervalMs: 1000,
-      retries: 3,
-      counters: new SupervisorCounters(),
-      addressesFor: (vpn) => addresses.get(vpn) ?? [],
-      sendUdp: (buf, to) => {
-        const dest = peers.find((p) => p.addr.ip === to.ip);
-        if (dest) deliverHandshake(dest.hm, peer.addr, Buffer.from(buf));
-      },
-      install: installInto(hostmap),
-      sendTest: () => undefined,
-    });
-    peers.push(peer);
-    addresses.set(peer.vpnIp, [peer.addr]);
-    return peer;
-  };
-  return { add };
-}
+const network = (): ReturnType<typeof handshakeNetwork> => handshakeNetwork();
 
 const ip = (text: string): number => parseIPv4(text)!;
 const logged = (p: Peer, re: RegExp): string[] => p.logs.filter((l) => re.test(l));
