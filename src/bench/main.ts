@@ -25,7 +25,7 @@
  *
  * `--baseline DIR` adds implementation `base`: nebula-ts run from DIR/dist (another build, e.g. before a change),
  * measured alternately with the current one. `mix` is a nebula-ts client with a Go server; `offload` is nebula-ts
- * with `tun.offloads: true` (e.g. `--impls go,ts,offload`).
+ * with `tun.offloads: true` (e.g. `--impls go,ts,offload`); `offload-mix` such a client with a Go server.
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -112,11 +112,14 @@ function implFor(label: string, o: Options): Impl {
     case 'offload':
       // nebula-ts with the tun offloads on (tun.offloads, docs/performance.md "Change 3").
       return { label, client: 'ts', server: 'ts', root, config: { tun: { offloads: true } } };
+    case 'offload-mix':
+      // nebula-ts with tun.offloads as the client of a Go server: what a Go peer sees of the offloads.
+      return { label, client: 'ts', server: 'go', root, config: { tun: { offloads: true } } };
     case 'base':
       if (!o.baseline) throw new Error('implementation base needs --baseline DIR');
       return { label, client: 'ts', server: 'ts', root: o.baseline };
     default:
-      throw new Error(`unknown implementation ${label} (go, ts, offload, mix, base)`);
+      throw new Error(`unknown implementation ${label} (go, ts, offload, mix, offload-mix, base)`);
   }
 }
 
