@@ -13,8 +13,9 @@
 import type { CipherName } from '../crypto/types';
 import { CipherState } from './cipher-state';
 import { DHLEN } from './dh';
-import { dhFor, type DHCurve, type DHKeyPair, type NoiseDH } from './dh-functions';
+import { dhFor, type DHCurve, type DHKeyPair, type DHPublicKey, type NoiseDH } from './dh-functions';
 import { NoiseError } from './errors';
+import { staticKeys } from './static-keys';
 import { SymmetricState } from './symmetric-state';
 
 const TAGLEN = 16;
@@ -29,7 +30,10 @@ export function noiseProtocolName(cipher: CipherName, curve: DHCurve = 'CURVE255
 
 export interface NoiseHandshakeOptions {
   cipher: CipherName;
-  /** Raw 32-byte private key of `curve` (the node's `pki.key`). */
+  /**
+   * Raw 32-byte private key of `curve` (the node's `pki.key`). Prepared once per key and kept (static-keys.ts): a
+   * new key, after a reload, is prepared on its first handshake.
+   */
   staticPrivate: Buffer;
   /** The curve of the node's certificate; default CURVE25519. */
   curve?: DHCurve;
@@ -61,8 +65,9 @@ export class NoiseIXHandshake {
   private readonly s: DHKeyPair;
   private readonly fixedEphemeral: Buffer | undefined;
   private e: DHKeyPair | undefined;
-  private rs: Buffer | undefined;
-  private re: Buffer | undefined;
+  /** The peer's keys, each imported at most once however many DHs use it. */
+  private rs: DHPublicKey | undefined;
+  private re: DHPublicKey | undefined;
   private step: Step = 'message1';
 
   constructor(
@@ -75,7 +80,7 @@ export class NoiseIXHandshake {
     const curve = opts.curve ?? 'CURVE25519';
     this.dh = dhFor(curve);
     this.ss = new SymmetricState(opts.cipher, noiseProtocolName(opts.cipher, curve));
-    this.s = this.dh.fromPrivate(opts.staticPrivate);
+    this.s = staticKeys.get(curve, opts.staticPrivate);
     if (opts.ephemeralPrivate && opts.ephemeralPrivate.length !== this.dh.privateLen) {
       throw new NoiseError(`ephemeral private key must be ${this.dh.privateLen} bytes`);
     }
@@ -98,7 +103,7 @@ export class NoiseIXHandshake {
 
   /** The peer's raw static public key, once a message carrying it has been read. */
   get peerStatic(): Buffer | undefined {
-    return this.rs ? Buffer.from(this.rs) : undefined;
+    return this.rs ? Buffer.from(this.rs.raw) : undefined;
   }
 
   get complete(): boolean {
@@ -137,12 +142,12 @@ export class NoiseIXHandshake {
     if (msg.length < 2 * len) throw new NoiseError(`message 1 too short: ${msg.length} bytes`);
     const snap = this.ss.snapshot();
     try {
-      const re = Buffer.from(msg.subarray(0, len));
-      this.ss.mixHash(re);
+      const re = this.dh.publicKey(msg.subarray(0, len));
+      this.ss.mixHash(re.raw);
       const rs = this.ss.decryptAndHash(msg.subarray(len, 2 * len));
       const payload = this.ss.decryptAndHash(msg.subarray(2 * len));
       this.re = re;
-      this.rs = rs;
+      this.rs = this.dh.publicKey(rs);
       this.step = 'message2';
       return { payload, peerStatic: Buffer.from(rs) };
     } catch (err) {
@@ -183,17 +188,18 @@ export class NoiseIXHandshake {
     const e = this.e!;
     const snap = this.ss.snapshot();
     try {
-      const re = Buffer.from(msg.subarray(0, len));
-      this.ss.mixHash(re);
+      const re = this.dh.publicKey(msg.subarray(0, len));
+      this.ss.mixHash(re.raw);
       this.ss.mixKey(e.dh(re)); // ee
       this.ss.mixKey(this.s.dh(re)); // se (initiator side: DH(s, re))
-      const rs = this.ss.decryptAndHash(msg.subarray(len, len + len + TAGLEN));
+      const rsRaw = this.ss.decryptAndHash(msg.subarray(len, len + len + TAGLEN));
+      const rs = this.dh.publicKey(rsRaw);
       this.ss.mixKey(e.dh(rs)); // es (initiator side: DH(e, rs))
       const payload = this.ss.decryptAndHash(msg.subarray(len + len + TAGLEN));
       this.re = re;
       this.rs = rs;
       this.step = 'done';
-      return { payload, peerStatic: Buffer.from(rs) };
+      return { payload, peerStatic: Buffer.from(rsRaw) };
     } catch (err) {
       this.ss.restore(snap);
       throw asNoiseError(err);

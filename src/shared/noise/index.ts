@@ -13,7 +13,8 @@ export {
   MESSAGE2_MIN,
 } from './handshake';
 export { CipherState } from './cipher-state';
-export { dhFor, DH_25519, DH_P256, type DHCurve, type DHKeyPair, type NoiseDH } from './dh-functions';
+export { dhFor, DH_25519, DH_P256, type DHCurve, type DHKeyPair, type DHPublicKey, type NoiseDH } from './dh-functions';
+export { StaticKeyCache, staticKeys, STATIC_KEY_CACHE_SIZE } from './static-keys';
 export {
   DHLEN,
   X25519KeyPair,

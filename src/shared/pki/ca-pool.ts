@@ -13,11 +13,21 @@ import { formatNet } from './format';
 import { checkCAConstraintsV2 } from './v2/sign-v2';
 import type { IPv4Net } from '../util/ipv4';
 
+/** How many verified leaf fingerprints a pool remembers (see CAPool.verify). */
+export const VERIFIED_CACHE_SIZE = 4096;
+
 export class CAPool {
   /** CA certificates keyed by fingerprint. */
   readonly cas = new Map<string, Certificate>();
   /** Blocklisted leaf fingerprints. */
   readonly blocklist = new Set<string>();
+  /**
+   * Leaves whose signature and CA constraints passed, by fingerprint, with the CA object that signed them. Lives and
+   * dies with the pool (a reload of `pki.ca` or `pki.blocklist` makes a new pool); bounded, least recently used dropped.
+   */
+  private readonly verified = new Map<string, Certificate>();
+
+  constructor(readonly verifiedCacheSize = VERIFIED_CACHE_SIZE) {}
 
   /**
    * Adds a CA certificate: it must be a CA and self-signed. An expired CA is still added (Go does the same and
@@ -83,12 +93,31 @@ export class CAPool {
     if (signer.curve !== cert.curve) throw new CertError('constraints', 'certificate curve does not match CA');
     if (signer.expired(now)) throw new CertError('root-expired', 'root certificate is expired');
     if (cert.expired(now)) throw new CertError('expired', 'certificate is expired');
-    if (!cert.checkSignature(signer.details.publicKey)) {
-      throw new CertError('signature-mismatch', 'certificate signature did not match');
+    // The fingerprint hashes every byte the signature and the constraints are computed from (details, public key,
+    // signature): the same fingerprint checked against the same CA object gives the same answer. So, as Go's
+    // VerifyCachedCertificate, a known leaf skips only those two; blocklist, CA and expiry were checked above.
+    const fingerprint = cert.fingerprint();
+    if (this.verified.get(fingerprint) !== signer) {
+      if (!cert.checkSignature(signer.details.publicKey)) {
+        throw new CertError('signature-mismatch', 'certificate signature did not match');
+      }
+      if (cert.version === 1 && signer.version === 1) checkRootConstraints(cert, signer);
+      else checkCAConstraintsV2(caConstraints(signer), { ...cert.details, networks: cert.networks, unsafeNetworks: cert.unsafeNetworks });
     }
-    if (cert.version === 1 && signer.version === 1) checkRootConstraints(cert, signer);
-    else checkCAConstraintsV2(caConstraints(signer), { ...cert.details, networks: cert.networks, unsafeNetworks: cert.unsafeNetworks });
+    this.rememberVerified(fingerprint, signer);
     return signer;
+  }
+
+  /** How many verified leaves are remembered (tests: bounded). */
+  get verifiedCount(): number {
+    return this.verified.size;
+  }
+
+  /** Remembers (or refreshes: most recently used last) a verified leaf, forgetting the least recently used. */
+  private rememberVerified(fingerprint: string, signer: Certificate): void {
+    this.verified.delete(fingerprint);
+    this.verified.set(fingerprint, signer);
+    if (this.verified.size > this.verifiedCacheSize) this.verified.delete(this.verified.keys().next().value!);
   }
 }
 

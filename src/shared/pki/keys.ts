@@ -12,6 +12,7 @@ import {
   verify as cryptoVerify,
   type KeyObject,
 } from 'node:crypto';
+import { cachedVerifyKey } from './verify-key-cache';
 
 const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
@@ -95,7 +96,7 @@ export function ed25519Sign(priv: Uint8Array, message: Uint8Array): Buffer {
 export function ed25519Verify(pub: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (pub.length !== 32 || signature.length !== 64) return false;
   try {
-    return cryptoVerify(null, message, ed25519PublicKeyObject(pub), signature);
+    return cryptoVerify(null, message, cachedVerifyKey('ed25519', pub, ed25519PublicKeyObject), signature);
   } catch {
     return false;
   }

@@ -8,7 +8,8 @@
  * so one certificate has two fingerprints. nebula >= 1.10.3 signs low-s only (s <= n/2) but still accepts both
  * forms, blocklisting a certificate under either fingerprint; `swapP256Signature` gives the other form.
  */
-import { createECDH, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createECDH, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type ECDH, type KeyObject } from 'node:crypto';
+import { cachedVerifyKey } from '../verify-key-cache';
 import { DerError, DerReader, TAG_INTEGER, TAG_SEQUENCE, derElement, derUnsignedInteger } from './der';
 
 export const P256_PRIVATE_KEY_LEN = 32;
@@ -47,28 +48,55 @@ export function p256PrivateKeyObject(priv: Uint8Array): KeyObject {
 
 /** The uncompressed public key of a 32-byte scalar (Go's ecdh.P256().NewPrivateKey(k).PublicKey().Bytes()). */
 export function p256PublicFromPrivate(priv: Uint8Array): Buffer {
-  checkPrivate(priv);
-  const ecdh = createECDH('prime256v1');
-  ecdh.setPrivateKey(Buffer.from(priv));
-  return ecdh.getPublicKey();
+  return p256KeyAgreement(priv).publicKey;
 }
 
 export function generateP256KeyPair(): { publicKey: Buffer; privateKey: Buffer } {
+  const { publicKey, privateKey } = generateP256KeyAgreement();
+  return { publicKey, privateKey };
+}
+
+/**
+ * A P-256 key-agreement key set up once (the ECDH object holds the scalar), so a key used for several DHs, a node's
+ * static key above all, is not parsed again for each. `sharedSecret` is the 32-byte X coordinate of priv·peer, as
+ * Go's ecdh returns it; it throws on a peer key that is not an uncompressed point on the curve.
+ */
+export interface P256KeyAgreement {
+  privateKey: Buffer;
+  publicKey: Buffer;
+  sharedSecret(peerPub: Uint8Array): Buffer;
+}
+
+export function p256KeyAgreement(priv: Uint8Array): P256KeyAgreement {
+  checkPrivate(priv);
+  const ecdh = createECDH('prime256v1');
+  ecdh.setPrivateKey(Buffer.from(priv));
+  return keyAgreement(ecdh, Buffer.from(priv));
+}
+
+export function generateP256KeyAgreement(): P256KeyAgreement {
   const ecdh = createECDH('prime256v1');
   ecdh.generateKeys();
   const privateKey = Buffer.alloc(P256_PRIVATE_KEY_LEN);
   const d = ecdh.getPrivateKey();
   d.copy(privateKey, P256_PRIVATE_KEY_LEN - d.length); // OpenSSL may drop leading zero bytes
-  return { publicKey: ecdh.getPublicKey(), privateKey };
+  return keyAgreement(ecdh, privateKey);
+}
+
+function keyAgreement(ecdh: ECDH, privateKey: Buffer): P256KeyAgreement {
+  return {
+    privateKey,
+    publicKey: ecdh.getPublicKey(),
+    sharedSecret: (peerPub) => {
+      if (!isUncompressedPoint(peerPub)) throw new P256Error('P256 peer public key must be 65 bytes 04||X||Y');
+      return ecdh.computeSecret(Buffer.from(peerPub));
+    },
+  };
 }
 
 /** ECDH on P-256 (the Noise DH for P256): the 32-byte X coordinate of priv·peer, as Go's ecdh returns it. */
 export function p256SharedSecret(priv: Uint8Array, peerPub: Uint8Array): Buffer {
-  checkPrivate(priv);
-  if (!isUncompressedPoint(peerPub)) throw new P256Error('P256 peer public key must be 65 bytes 04||X||Y');
-  const ecdh = createECDH('prime256v1');
-  ecdh.setPrivateKey(Buffer.from(priv));
-  return ecdh.computeSecret(Buffer.from(peerPub));
+  return p256KeyAgreement(priv).sharedSecret(peerPub);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -147,7 +175,7 @@ export function p256Verify(pub: Uint8Array, message: Uint8Array, sig: Uint8Array
   let key: KeyObject;
   let parsed: EcdsaSignature;
   try {
-    key = p256PublicKeyObject(pub);
+    key = cachedVerifyKey('p256', pub, p256PublicKeyObject);
     parsed = parseEcdsaSignature(sig);
   } catch {
     return false;
