@@ -3,31 +3,24 @@
  * lengths and senders as sent, one syscall per batch, partial sends (real kernel refusals and a kernel that takes
  * fewer than asked), the fallback to one datagram per call on ENOSYS, and no allocation per packet.
  */
+import { loopbackUdp } from './fixtures/loopback-udp';
 import t from 'tap';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { DatagramBatch } from '../../src/routine/edges';
 import { FdUnderlaySocket } from '../../src/routine/fd-edges';
-import { close, pollFds, POLLIN, setNonBlocking } from '../../src/shared/native/libc';
+import { close, pollFds, POLLIN } from '../../src/shared/native/libc';
 import { ENOSYS, kernelMmsg, mmsgSupported, type MmsgCalls } from '../../src/shared/native/mmsg';
 import { fillSockaddrIn, sockaddrIPv4, sockaddrPort } from '../../src/shared/native/sockaddr';
-import { createUdpSocket, localPort } from '../../src/shared/native/udp';
 
 const LOOPBACK = 0x7f000001;
 const EAGAIN = 11;
 const EINVAL = 22;
 const EMSGSIZE = 90;
 
-type Tap = { teardown(fn: () => void): void };
 
-/** A bound, non-blocking loopback socket (as a routine's), closed at teardown, and its port. */
-function udp(t: Tap): { fd: number; port: number } {
-  const fd = createUdpSocket({ host: '127.0.0.1', port: 0, reusePort: false, recvBuf: 4 << 20, sendBuf: 4 << 20 });
-  t.teardown(() => close(fd));
-  setNonBlocking(fd, true);
-  return { fd, port: localPort(fd) };
-}
+const udp = loopbackUdp;
 
 function readable(fd: number, timeoutMs = 2000): boolean {
   const pfd = Buffer.alloc(8);

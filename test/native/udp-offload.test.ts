@@ -5,6 +5,8 @@
  * several calls, the kernel's refusals fall back without losing a datagram (a real EINVAL: SO_NO_CHECK forbids
  * GSO; a simulated EIO), and two data paths joined by a tunnel over such sockets deliver every packet.
  */
+import { udp4Packet } from './fixtures/packets';
+import { loopbackUdp } from './fixtures/loopback-udp';
 import { testRoutineSetup } from '../../src/testbed/routine-setup';
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
@@ -16,10 +18,9 @@ import { FdUnderlaySocket } from '../../src/routine/fd-edges';
 import { MemoryInside } from '../routine/fixtures/memory-node';
 import { OffloadUnderlaySocket, offloadUnderlayFor, type OffloadSink } from '../../src/routine/offload-underlay';
 import type { TunnelInstall } from '../../src/shared/ipc/messages';
-import { SOL_SOCKET, close, pollFds, POLLIN, setNonBlocking, setsockoptInt } from '../../src/shared/native/libc';
+import { SOL_SOCKET, close, pollFds, POLLIN, setsockoptInt } from '../../src/shared/native/libc';
 import { MMSGHDR_SIZE, MSG_CONTROLLEN, kernelMmsg, type MmsgCalls } from '../../src/shared/native/mmsg';
 import { fillSockaddrIn, sockaddrPort } from '../../src/shared/native/sockaddr';
-import { createUdpSocket, localPort } from '../../src/shared/native/udp';
 import { setUdpGro, udpGroEnabled } from '../../src/shared/native/udp-offload';
 import { socketpairSeqpacket } from '../../src/shared/native/unix';
 import { C, COUNTER_COUNT, type CounterName } from '../../src/shared/state/counters';
@@ -30,14 +31,8 @@ const LOOPBACK = 0x7f000001;
 const EIO = 5;
 const SO_NO_CHECK = 11;
 
-type Tap = { teardown(fn: () => void): void };
 
-function udp(t: Tap): { fd: number; port: number } {
-  const fd = createUdpSocket({ host: '127.0.0.1', port: 0, reusePort: false, recvBuf: 4 << 20, sendBuf: 4 << 20 });
-  t.teardown(() => close(fd));
-  setNonBlocking(fd, true);
-  return { fd, port: localPort(fd) };
-}
+const udp = loopbackUdp;
 
 /** UDP_GRO on for `fd` (what offloadUnderlayFor does before it builds an edge with gro: true). */
 function groOn(fd: number): number {
@@ -282,22 +277,7 @@ const VPN_B = 0x0a000002;
 
 /** An IPv4/UDP packet A -> B carrying `k` in a 1272-byte payload (1300 bytes, the MTU). */
 function ipPacket(k: number): Buffer {
-  const p = Buffer.alloc(1300);
-  p[0] = 0x45;
-  p.writeUInt16BE(p.length, 2);
-  p[8] = 64;
-  p[9] = 17;
-  p.writeUInt32BE(VPN_A, 12);
-  p.writeUInt32BE(VPN_B, 16);
-  let sum = 0;
-  for (let i = 0; i < 20; i += 2) sum += p.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  p.writeUInt16BE(~sum & 0xffff, 10);
-  p.writeUInt16BE(5000, 20);
-  p.writeUInt16BE(6000, 22);
-  p.writeUInt16BE(1280, 24);
-  payload(k, 1272).copy(p, 28);
-  return p;
+  return udp4Packet('10.0.0.1', 5000, '10.0.0.2', 6000, payload(k, 1272));
 }
 
 function datapathNode(vpnIp: number, udpFd: number, sink: Sink, tunnel: TunnelInstall): { datapath: Datapath; inside: MemoryInside } {
