@@ -157,12 +157,13 @@ export class Lighthouse {
     if (this.lastQuery6.size >= this.env.capacity) this.lastQuery6.delete(this.lastQuery6.keys().next().value as bigint);
     this.lastQuery6.delete(key);
     this.lastQuery6.set(key, now);
-    const query = (v: CertVersion): Buffer | undefined =>
-      v === 1 ? undefined : encodeMeta({ type: MetaType.HostQuery, details: metaDetailsFor(v, { vpnAddr: a }) });
-    for (const lh of this.lighthouses()) {
+    // Counted as it is written: a query a v1 tunnel cannot carry is neither sent nor counted.
+    const query = (v: CertVersion): Buffer | undefined => {
+      if (v === 1) return undefined;
       this.env.counters.inc(lighthouseCounter('tx', MetaType.HostQuery));
-      this.env.sendMeta(lh, query);
-    }
+      return encodeMeta({ type: MetaType.HostQuery, details: metaDetailsFor(v, { vpnAddr: a }) });
+    };
+    for (const lh of this.lighthouses()) this.env.sendMeta(lh, query);
   }
 
   /** The whole map, for nebula-ctl list-lighthouse-addrmap. */

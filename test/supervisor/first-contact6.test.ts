@@ -107,6 +107,7 @@ t.test('lighthouse: a query by IPv6 address goes to v2 lighthouses only; the ans
   n.lh.queryServer6(wanted);
   t.same(n.sent.map((m) => [m.to, m.type]), [[LH1, MetaType.HostQuery]], 'asked LH1 (v2) only');
   t.same(n.sent[0]!.details?.vpnAddr, wanted, 'by the IPv6 address');
+  t.equal(n.count()['lighthouse.tx.HostQuery'], 1, 'counted once: the query LH2 cannot carry is not counted');
   n.lh.queryServer6(wanted);
   t.equal(n.sent.length, 1, 'not again within the query interval');
 
