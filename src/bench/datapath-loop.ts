@@ -11,16 +11,14 @@
  * Instructions per packet: run it under `valgrind --tool=callgrind` with two --packets values and divide the
  * difference of the totals by the difference of the counts (start-up cancels out; docs/performance.md).
  */
-import { testRoutineSetup } from '../testbed/routine-setup';
+import { privateDatapath, testRoutineSetup } from '../testbed/routine-setup';
+import type { Datapath } from '../routine/datapath';
 import { randomBytes } from 'node:crypto';
-import { Datapath } from '../routine/datapath';
 import { FdInsideQueue, FdUnderlaySocket } from '../routine/fd-edges';
 import type { TunnelInstall } from '../shared/ipc/messages';
 import { close, readFd, setNonBlocking, writeFd } from '../shared/native/libc';
 import { createUdpSocket, localPort } from '../shared/native/udp';
 import { socketpairSeqpacket } from '../shared/native/unix';
-import { computeLayout, viewsOver } from '../shared/state/layout';
-import { TunnelSlots } from '../shared/state/tunnel-slots';
 
 interface Options {
   packets: number;
@@ -72,23 +70,12 @@ interface Node {
 }
 
 function node(vpnIp: number, cipher: Options['cipher'], mode: 'single' | 'batch', udpFd: number, tunnel: TunnelInstall): Node {
-  const layout = computeLayout({ tunnels: 8, routines: 1, conntrack: 256 });
-  const views = viewsOver(new SharedArrayBuffer(layout.totalBytes), layout);
-  new TunnelSlots(views.tunnels, -1).reset(tunnel.slot);
   const [insideFd, peerFd] = socketpairSeqpacket();
   setNonBlocking(insideFd, true);
   setNonBlocking(peerFd, true);
-  const setup = testRoutineSetup(vpnIp, { cipher, tunnels: [tunnel] });
-  const datapath = new Datapath({
-    setup,
-    tunnelWords: views.tunnels,
-    conntrackWords: views.conntrack,
-    conntrackCapacity: layout.conntrack,
-    counterView: views.counters,
+  const datapath = privateDatapath(testRoutineSetup(vpnIp, { cipher, tunnels: [tunnel] }), {
     underlay: new FdUnderlaySocket(udpFd, { batching: mode }),
     inside: new FdInsideQueue(insideFd),
-    supervisor: { post: () => undefined },
-    clock: Date.now,
   });
   return { datapath, peerFd, fds: [insideFd, peerFd, udpFd] };
 }

@@ -13,8 +13,7 @@
 import type { ParsedArgs } from '../shared/console-commands';
 import { formatAddr } from '../shared/pki/v2/prefix';
 import { formatIPv4, parseIPv4 } from '../shared/util/ipv4';
-import { parseIPv6 } from '../shared/util/ipv6';
-import { addrOfWords } from './static-hosts';
+import { parseAddr6 } from '../shared/protocol/vpn-addr';
 import type { Endpoint } from '../shared/util/endpoint';
 import { ConsoleError, type ConsoleHandler } from './console';
 import { goJson } from './console-views';
@@ -67,9 +66,8 @@ export function lighthouseCommands(lighthouse: () => LighthouseView): Record<str
       const text = a.args[0];
       if (text === undefined) throw new ConsoleError('No vpn ip was provided');
       const lh = lighthouse();
-      const words6 = parseIPv6(text);
       // An IPv6 VPN address (Go 1.11): the host it names if we know it, else a query by that address (first contact).
-      const v6 = words6 === undefined ? undefined : addrOfWords(words6);
+      const v6 = parseAddr6(text);
       const vpnIp = v6 === undefined ? parseIPv4(text) : lh.vpnIpOf(v6);
       if (v6 !== undefined && vpnIp === undefined) {
         lh.queryServer6(v6);

@@ -9,7 +9,7 @@
  * starts handshakes); nothing here keeps state of its own. Commands built with other parts (lighthouse, relays,
  * stats) are handed in as `extra` handlers, beside their entry in the shared table.
  */
-import { formatVpnAddr6 } from './handshake-stage2';
+import { formatAddr6 } from '../shared/protocol/vpn-addr';
 import { commandHelp, findCommand, parseCommandArgs, UsageError, type ParsedArgs } from '../shared/console-commands';
 import { parseLogLevel, type Logger } from '../shared/log';
 import { certToJsonValue, certToText } from '../shared/pki';
@@ -116,7 +116,7 @@ const listPendingHostmap: ConsoleHandler = (a, p) => {
       messageCounter: 0,
     });
     // First contact by IPv6 address: the host has no IPv4 VPN IP yet, it is named by the address asked for.
-    return h.target6 ? { ...info, vpnIp: formatVpnAddr6(h.target6) } : info;
+    return h.target6 ? { ...info, vpnIp: formatAddr6(h.target6) } : info;
   });
   return listing(a, pending, () => pending.map((h) => hostLine(h) + '\n').join(''));
 };

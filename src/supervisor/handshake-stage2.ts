@@ -7,8 +7,7 @@
  */
 import { HEADER_LEN } from '../shared/protocol/header';
 import type { Certificate } from '../shared/pki';
-import { addrKey, addrOfBytes, type VpnAddr } from '../shared/protocol/vpn-addr';
-import { formatIPv6 } from '../shared/util/ipv6';
+import { addrKey, addrOfBytes, formatAddr6, type VpnAddr } from '../shared/protocol/vpn-addr';
 import { formatIPv4 } from '../shared/util/ipv4';
 import { formatEndpoint } from '../shared/util/endpoint';
 import type { HandshakeEnv } from './handshake-env';
@@ -25,13 +24,7 @@ export type Stage2Outcome =
 
 /** How a pending handshake names its peer in logs: its IPv4 VPN IP, or the IPv6 address it was started for. */
 export function pendingName(p: Pick<Pending, 'vpnIp' | 'target6'>): string {
-  return p.target6 ? formatVpnAddr6(p.target6) : formatIPv4(p.vpnIp);
-}
-
-/** An IPv6 VPN address as Go prints one (compressed: fd42::3). */
-export function formatVpnAddr6(a: VpnAddr): string {
-  const m = 0xffffffffn;
-  return formatIPv6([Number(a.hi >> 32n), Number(a.hi & m), Number(a.lo >> 32n), Number(a.lo & m)]);
+  return p.target6 ? formatAddr6(p.target6) : formatIPv4(p.vpnIp);
 }
 
 /** Does `cert` hold VPN address `a` among its networks? */

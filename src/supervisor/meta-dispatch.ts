@@ -14,8 +14,7 @@ import type { LighthouseHandler } from './lighthouse-handler';
 import type { RelayManager } from './relay-manager';
 import type { Tunnels } from './tunnels';
 import type { VpnAddrLookup } from './vpn-addr-book';
-import { addrOfWords } from './static-hosts';
-import { parseIPv6 } from '../shared/util/ipv6';
+import { parseAddr6 } from '../shared/protocol/vpn-addr';
 
 export interface MetaDispatchEnv {
   log: Logger;
@@ -58,9 +57,8 @@ export class MetaDispatch {
    * routine has not heard of yet) is handshaked by its IPv4 VPN IP; anyone else by that IPv6 address (first contact).
    */
   private needTunnel6(text: string): void {
-    const words = parseIPv6(text);
-    if (words === undefined) return;
-    const a = addrOfWords(words);
+    const a = parseAddr6(text);
+    if (a === undefined) return;
     const known = this.env.addrs.vpnIpOf(a);
     if (known !== undefined) this.env.handshakes.start(known);
     else this.env.handshakes.startTo6(a);

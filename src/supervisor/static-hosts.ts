@@ -8,8 +8,7 @@ import type { NebulaConfig } from '../shared/config';
 import type { Logger } from '../shared/log';
 import { parseHostPort } from '../shared/util/host-port';
 import { parseIPv4 } from '../shared/util/ipv4';
-import { parseIPv6 } from '../shared/util/ipv6';
-import { addrKey, addrOfBytes, type VpnAddr } from '../shared/protocol/vpn-addr';
+import { addrKey, parseAddr6, type VpnAddr } from '../shared/protocol/vpn-addr';
 import type { Endpoint } from '../shared/util/endpoint';
 
 export class StaticHosts {
@@ -24,8 +23,8 @@ export class StaticHosts {
     const byAddr6 = new Map<bigint, Endpoint[]>();
     for (const [vpn, addrs] of Object.entries(map)) {
       const vpnIp = parseIPv4(vpn);
-      const words6 = vpnIp === undefined ? parseIPv6(vpn) : undefined;
-      if (vpnIp === undefined && words6 === undefined) continue;
+      const addr6 = vpnIp === undefined ? parseAddr6(vpn) : undefined;
+      if (vpnIp === undefined && addr6 === undefined) continue;
       const list: Endpoint[] = [];
       for (const a of addrs) {
         const hostPort = parseHostPort(a);
@@ -42,7 +41,7 @@ export class StaticHosts {
         if (ip !== undefined && !list.some((e) => e.ip === ip && e.port === port)) list.push({ ip, port });
       }
       if (vpnIp !== undefined) byVpnIp.set(vpnIp, list);
-      else byAddr6.set(addrKey(addrOfWords(words6!)), list);
+      else byAddr6.set(addrKey(addr6!), list);
     }
     return new StaticHosts(byVpnIp, byAddr6);
   }
@@ -61,9 +60,3 @@ export class StaticHosts {
   }
 }
 
-/** An IPv6 address's four big-endian words as an Addr. */
-export function addrOfWords(w: readonly number[]): VpnAddr {
-  const b = Buffer.alloc(16);
-  for (let i = 0; i < 4; i++) b.writeUInt32BE(w[i]! >>> 0, i * 4);
-  return addrOfBytes(b);
-}

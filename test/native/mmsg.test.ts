@@ -3,9 +3,9 @@
  * lengths and senders as sent, one syscall per batch, partial sends (real kernel refusals and a kernel that takes
  * fewer than asked), the fallback to one datagram per call on ENOSYS, and no allocation per packet.
  */
+import { measureLoop } from './fixtures/allocation';
 import { loopbackUdp } from './fixtures/loopback-udp';
 import t from 'tap';
-import { PerformanceObserver, performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { DatagramBatch } from '../../src/routine/edges';
@@ -297,20 +297,9 @@ t.test('sending and receiving batches allocates nothing per packet', async (t) =
     return rx.recvBatch(inb);
   };
   for (let i = 0; i < 200; i++) round(); // warm up: vectors built, code compiled
-  const gcStarts: number[] = [];
-  const obs = new PerformanceObserver((list) => gcStarts.push(...list.getEntries().map((e) => e.startTime)));
-  obs.observe({ entryTypes: ['gc'] });
-  const newSpace = (): number => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_used_size;
   const rounds = 2000;
-  const before = newSpace();
-  const t0 = performance.now();
-  let received = 0;
-  for (let i = 0; i < rounds; i++) received += round();
-  const t1 = performance.now();
-  const grown = newSpace() - before;
-  await new Promise((r) => setImmediate(r)); // gc entries are delivered asynchronously
-  obs.disconnect();
+  const { total: received, gcDuring, youngGrowth: grown } = await measureLoop(rounds, round);
   t.equal(received, rounds * 64, 'every datagram came back');
-  t.equal(gcStarts.filter((start) => start >= t0 && start <= t1).length, 0, 'no garbage collection during the loop');
+  t.equal(gcDuring, 0, 'no garbage collection during the loop');
   t.ok(grown < 64 * 1024, `young generation grew ${grown} bytes over ${rounds * 64 * 2} packets`);
 });

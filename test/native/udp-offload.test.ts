@@ -5,14 +5,13 @@
  * several calls, the kernel's refusals fall back without losing a datagram (a real EINVAL: SO_NO_CHECK forbids
  * GSO; a simulated EIO), and two data paths joined by a tunnel over such sockets deliver every packet.
  */
+import { measureLoop } from './fixtures/allocation';
 import { udp4Packet } from './fixtures/packets';
 import { loopbackUdp } from './fixtures/loopback-udp';
-import { testRoutineSetup } from '../../src/testbed/routine-setup';
+import { privateDatapath, testRoutineSetup } from '../../src/testbed/routine-setup';
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { PerformanceObserver, performance } from 'node:perf_hooks';
-import v8 from 'node:v8';
-import { Datapath } from '../../src/routine/datapath';
+import type { Datapath } from '../../src/routine/datapath';
 import { DatagramBatch } from '../../src/routine/edges';
 import { FdUnderlaySocket } from '../../src/routine/fd-edges';
 import { MemoryInside } from '../routine/fixtures/memory-node';
@@ -24,8 +23,6 @@ import { fillSockaddrIn, sockaddrPort } from '../../src/shared/native/sockaddr';
 import { setUdpGro, udpGroEnabled } from '../../src/shared/native/udp-offload';
 import { socketpairSeqpacket } from '../../src/shared/native/unix';
 import { C, COUNTER_COUNT, type CounterName } from '../../src/shared/state/counters';
-import { computeLayout, viewsOver } from '../../src/shared/state/layout';
-import { TunnelSlots } from '../../src/shared/state/tunnel-slots';
 
 const LOOPBACK = 0x7f000001;
 const EIO = 5;
@@ -250,23 +247,12 @@ t.test('GSO sends and GRO receives allocate nothing per packet', async (t) => {
     return n;
   };
   for (let i = 0; i < 200; i++) round();
-  const gcStarts: number[] = [];
-  const obs = new PerformanceObserver((list) => gcStarts.push(...list.getEntries().map((e) => e.startTime)));
-  obs.observe({ entryTypes: ['gc'] });
-  const newSpace = (): number => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_used_size;
   const rounds = 1000;
   const gsoBefore = sink.get('routine.outside.tx_gso_messages');
-  const before = newSpace();
-  const t0 = performance.now();
-  let received = 0;
-  for (let i = 0; i < rounds; i++) received += round();
-  const t1 = performance.now();
-  const grown = newSpace() - before;
-  await new Promise((r) => setImmediate(r));
-  obs.disconnect();
+  const { total: received, gcDuring, youngGrowth: grown } = await measureLoop(rounds, round);
   t.equal(received, rounds * 64, 'every datagram came back');
   t.equal(sink.get('routine.outside.tx_gso_messages') - gsoBefore, rounds * 2, 'two GSO messages per round (64 x 1332 > 64 KiB)');
-  t.equal(gcStarts.filter((s) => s >= t0 && s <= t1).length, 0, 'no garbage collection during the loop');
+  t.equal(gcDuring, 0, 'no garbage collection during the loop');
   t.ok(grown < 64 * 1024, `young generation grew ${grown} bytes over ${rounds * 64 * 2} packets`);
 });
 
@@ -281,23 +267,9 @@ function ipPacket(k: number): Buffer {
 }
 
 function datapathNode(vpnIp: number, udpFd: number, sink: Sink, tunnel: TunnelInstall): { datapath: Datapath; inside: MemoryInside } {
-  const layout = computeLayout({ tunnels: 8, routines: 1, conntrack: 256 });
-  const views = viewsOver(new SharedArrayBuffer(layout.totalBytes), layout);
-  new TunnelSlots(views.tunnels, -1).reset(tunnel.slot);
   const inside = new MemoryInside();
-  const setup = testRoutineSetup(vpnIp, { tunnels: [tunnel] });
-  const datapath = new Datapath({
-    setup,
-    tunnelWords: views.tunnels,
-    conntrackWords: views.conntrack,
-    conntrackCapacity: layout.conntrack,
-    counterView: views.counters,
-    underlay: new OffloadUnderlaySocket(groOn(udpFd), sink, { gro: true, gso: true }),
-    inside,
-    supervisor: { post: () => undefined },
-    clock: Date.now,
-  });
-  return { datapath, inside };
+  const underlay = new OffloadUnderlaySocket(groOn(udpFd), sink, { gro: true, gso: true });
+  return { datapath: privateDatapath(testRoutineSetup(vpnIp, { tunnels: [tunnel] }), { underlay, inside }), inside };
 }
 
 t.test('two data paths over offloading sockets: 3 batches sealed as GSO, received coalesced, all 192 packets delivered intact', async (t) => {

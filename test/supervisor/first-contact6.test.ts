@@ -6,42 +6,38 @@
  */
 import t from 'tap';
 import { MetaType } from '../../src/shared/protocol/lighthouse';
-import { addrOfBytes, type VpnAddr } from '../../src/shared/protocol/vpn-addr';
+import { addrKey, addrOfBytes, parseAddr6, type VpnAddr } from '../../src/shared/protocol/vpn-addr';
 import { parseIPv4 } from '../../src/shared/util/ipv4';
 import { parseIPv6 } from '../../src/shared/util/ipv6';
 import type { Endpoint } from '../../src/shared/util/endpoint';
 import { MAX_FIRST_CONTACTS, type HandshakeEnv } from '../../src/supervisor/handshake-manager';
-import { addrOfWords } from '../../src/supervisor/static-hosts';
 import { lighthouseCommands } from '../../src/supervisor/console-lighthouse';
 import { findCommand, parseCommandArgs } from '../../src/shared/console-commands';
 import { handshakeNetwork } from './fixtures/handshake-peers';
 import { hostPki, makeMixedCAs } from './fixtures/v2-peers';
 import { CLIENT_YAML, LH1, LH2, details, node, v4 } from './fixtures/lighthouse-node';
 
-const v6 = (text: string): VpnAddr => addrOfWords(parseIPv6(text)!);
+const v6 = (text: string): VpnAddr => parseAddr6(text)!;
 const ip = (text: string): number => parseIPv4(text)!;
-const key = (a: VpnAddr): string => `${a.hi}:${a.lo}`;
-
 /** handshakeNetwork with first contact: `known6` is what static_host_map / the lighthouses know of IPv6 addresses. */
-function network(known6: Map<string, Endpoint[]>) {
-  const queried = new Map<number, string[]>();
+function network(known6: Map<bigint, Endpoint[]>) {
+  const queried = new Map<number, bigint[]>();
   const net = handshakeNetwork((peer) => ({
     addressesFor: () => [],
-    addressesFor6: (a) => known6.get(key(a)) ?? [],
-    queryLighthouse6: (a) => void queried.set(peer.vpnIp, [...(queried.get(peer.vpnIp) ?? []), key(a)]),
+    addressesFor6: (a) => known6.get(addrKey(a)) ?? [],
+    queryLighthouse6: (a) => void queried.set(peer.vpnIp, [...(queried.get(peer.vpnIp) ?? []), addrKey(a)]),
   }));
   return {
-    add: (vpnIp: string, pki: ReturnType<HandshakeEnv['pki']>) => {
-      const p = net.add(vpnIp, vpnIp, pki);
-      return Object.defineProperty(p, 'queried6', { get: (): string[] => queried.get(p.vpnIp) ?? [] }) as typeof p & { readonly queried6: string[] };
-    },
-    key: (text: string) => key(v6(text)),
+    add: (vpnIp: string, pki: ReturnType<HandshakeEnv['pki']>) => net.add(vpnIp, vpnIp, pki),
+    /** The IPv6 addresses `p` asked its lighthouses about. */
+    queried6: (p: { vpnIp: number }): bigint[] => queried.get(p.vpnIp) ?? [],
+    key: (text: string) => addrKey(v6(text)),
   };
 }
 
 t.test('a handshake by IPv6 VPN address reaches the host holding it, keyed by its IPv4 VPN IP', async (t) => {
   const cas = makeMixedCAs();
-  const known6 = new Map<string, Endpoint[]>();
+  const known6 = new Map<bigint, Endpoint[]>();
   const net = network(known6);
   const a = net.add('192.168.50.1', hostPki(cas, { name: 'a', networks: ['192.168.50.1/24', 'fd00::1/64'], versions: [2] }));
   const b = net.add('192.168.50.2', hostPki(cas, { name: 'b', networks: ['192.168.50.2/24', 'fd00::2/64'], versions: [2] }));
@@ -54,12 +50,12 @@ t.test('a handshake by IPv6 VPN address reaches the host holding it, keyed by it
   t.equal(a.hm.pendingCount, 0, 'nothing left pending');
   t.equal(a.logs.filter((l) => /msg="Handshake message sent".*vpnIp="fd00::2"/.test(l)).length, 1, 'the stage 1 is logged under the IPv6 address');
   t.equal(a.logs.filter((l) => /msg="Handshake message received".*vpnIp=192\.168\.50\.2/.test(l)).length, 1, 'the stage 2 under the host\'s IPv4 VPN IP');
-  t.same(a.queried6, [net.key('fd00::2')], 'one known address: the lighthouses are asked too (as for IPv4)');
+  t.same(net.queried6(a), [net.key('fd00::2')], 'one known address: the lighthouses are asked too (as for IPv4)');
 });
 
 t.test('a responder whose certificate does not hold the address is refused, no tunnel', async (t) => {
   const cas = makeMixedCAs();
-  const known6 = new Map<string, Endpoint[]>();
+  const known6 = new Map<bigint, Endpoint[]>();
   const net = network(known6);
   const a = net.add('192.168.50.1', hostPki(cas, { name: 'a', networks: ['192.168.50.1/24', 'fd00::1/64'], versions: [2] }));
   const c = net.add('192.168.50.3', hostPki(cas, { name: 'c', networks: ['192.168.50.3/24', 'fd00::3/64'], versions: [2] }));
@@ -72,7 +68,7 @@ t.test('a responder whose certificate does not hold the address is refused, no t
 
 t.test('without an address the handshake waits; the lighthouse\'s answer sends it at once (trigger6)', async (t) => {
   const cas = makeMixedCAs();
-  const known6 = new Map<string, Endpoint[]>();
+  const known6 = new Map<bigint, Endpoint[]>();
   const net = network(known6);
   const a = net.add('192.168.50.1', hostPki(cas, { name: 'a', networks: ['192.168.50.1/24', 'fd00::1/64'], versions: [2] }));
   const b = net.add('192.168.50.2', hostPki(cas, { name: 'b', networks: ['192.168.50.2/24', 'fd00::2/64'], versions: [2] }));

@@ -11,6 +11,7 @@
  */
 import { ProtobufError, ProtoReader, ProtoWriter, WIRE_VARINT, type ProtoField } from '../protobuf';
 import { formatIPv4 } from '../util/ipv4';
+import { formatIPv6, parseIPv6 } from '../util/ipv6';
 
 export interface VpnAddr {
   hi: bigint;
@@ -36,6 +37,19 @@ export function addrOfBytes(b: Uint8Array): VpnAddr {
   if (b.length !== 16) throw new RangeError(`an address is 4 or 16 bytes, not ${b.length}`);
   const view = Buffer.from(b.buffer, b.byteOffset, 16);
   return { hi: view.readBigUInt64BE(0), lo: view.readBigUInt64BE(8) };
+}
+
+/** An IPv6 address in text ('fd42::3') as an Addr; undefined for anything else (IPv4 included). */
+export function parseAddr6(text: string): VpnAddr | undefined {
+  const w = parseIPv6(text);
+  if (w === undefined) return undefined;
+  return { hi: (BigInt(w[0]) << 32n) | BigInt(w[1]), lo: (BigInt(w[2]) << 32n) | BigInt(w[3]) };
+}
+
+/** An IPv6 Addr as Go prints a netip.Addr (compressed: fd42::3); formatAddr keeps the eight groups of the logs. */
+export function formatAddr6(a: VpnAddr): string {
+  const m = 0xffffffffn;
+  return formatIPv6([Number(a.hi >> 32n), Number(a.hi & m), Number(a.lo >> 32n), Number(a.lo & m)]);
 }
 
 /** One number per address (a Map key): equal for equal addresses. */
