@@ -7,13 +7,8 @@
  * So such a datagram waits here, bounded in count and time. When `tunnelUp` for its index arrives it is processed
  * as if it had just been received; if it expires, it gets what it would have got at once: a recvError.
  * Only unknown-index traffic lands here (not the established-tunnel fast path), so copying is fine.
- *
- * The bound is sized for a tunnel that starts (or is re-keyed) under a full-rate transfer: the peer sends on the new
- * index at up to ~100k datagrams/s while tunnelUp crosses IPC, which under load takes milliseconds. With room for 64,
- * the overflow was answered with recvErrors, and from the fourth the peer tore the new tunnel down (seen in the re-key
- * e2e test at load 3-5). 1024 copies of at most an MTU-sized datagram each is about 1.3 MiB per routine at the worst.
  */
-export const EARLY_MAX = 1024;
+export const EARLY_MAX = 64;
 export const EARLY_WAIT_MS = 250;
 
 export interface EarlyArrival {
