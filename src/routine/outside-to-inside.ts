@@ -125,9 +125,7 @@ export class OutsideToInside {
     }
     if (t === undefined) {
       // Perhaps a tunnel the supervisor is installing right now: hold it briefly (early-arrivals.ts).
-      if (this.early.hold(localIndex, buf, len, from, ctx.clock())) return;
-      counters.inc(C['routine.dropped.no_tunnel']);
-      ctx.sendRecvError(localIndex, from);
+      if (!this.early.hold(localIndex, buf, len, from, ctx.clock())) counters.inc(C['routine.dropped.early_overflow']);
       return;
     }
     const fresh = ctx.slots.replayCheck(t.slot, counter);

@@ -71,13 +71,14 @@ t.test('recvErrors are rate-limited per routine; the rest are counted, not sent'
     b.datapath.tick();
   };
   flood(EARLY_MAX, 0x10000); // held first, then expired: one recvError each, as far as the budget goes
-  flood(1000, 0x20000); // the waiting room is full: answered at once, as far as the budget goes
+  flood(EARLY_MAX + 1000, 0x20000); // the waiting room fills again, the rest is dropped unanswered
   const sent = b.takeSent().length;
   // The first expiry spends the whole burst (the bucket starts full and cannot overfill); the second gets what
   // refilled in the EARLY_WAIT_MS between them; everything else was refused.
   t.equal(sent, RECV_ERROR_BURST + Math.floor((EARLY_WAIT_MS / 1000) * RECV_ERROR_PER_SECOND), 'a burst, then the refill rate');
   t.equal(b.counter('messages.tx.recv_error'), sent);
-  t.equal(b.counter('routine.dropped.recv_error_limited'), EARLY_MAX + 1000 - sent);
+  t.equal(b.counter('routine.dropped.recv_error_limited'), 2 * EARLY_MAX - sent);
+  t.equal(b.counter('routine.dropped.early_overflow'), 1000);
   b.now += 60_000;
   flood(1, 0x30000);
   t.equal(b.takeSent().length, 1, 'the budget comes back');
@@ -164,6 +165,27 @@ t.test('a held datagram is delivered when its tunnel comes up in time', async (t
   late.now += 1;
   late.datapath.tick();
   t.same(late.takeSent(), [], 'and not answered with a recvError later');
+  t.equal(late.counter('routine.dropped.no_tunnel'), 0);
+});
+
+t.test('a tunnel installed under a full-rate transfer: the overflow is dropped, never answered with a recvError', async (t) => {
+  // The peer sends on the new index before this routine's tunnelUp (re-key or fresh tunnel under load). A recvError
+  // for any of it would make the peer tear the new tunnel down; the datagrams that fit are delivered once it comes.
+  const { a, tunnelB } = pair(A, B);
+  const late = new MemoryNode(B);
+  for (let i = 0; i < EARLY_MAX + 40; i++) {
+    a.fromInside(udp4Packet(A.vpnIp, 5000, B.vpnIp, 53, Buffer.from(`datagram ${i}`)));
+    for (const d of a.takeSent()) late.receive({ data: d.data, addr: a.address });
+  }
+  t.same(late.takeSent(), [], 'nothing answered while the tunnel is being installed');
+  t.equal(late.counter('routine.dropped.early_overflow'), 40);
+  late.installTunnel(tunnelB);
+  t.equal(late.inside.written.length, EARLY_MAX, 'every held datagram delivered');
+  t.ok(late.inside.written[EARLY_MAX - 1]!.includes(Buffer.from(`datagram ${EARLY_MAX - 1}`)), 'in arrival order');
+  late.now += EARLY_WAIT_MS;
+  late.datapath.tick();
+  t.same(late.takeSent(), [], 'and no recvError later');
+  t.equal(late.counter('messages.tx.recv_error'), 0);
   t.equal(late.counter('routine.dropped.no_tunnel'), 0);
 });
 

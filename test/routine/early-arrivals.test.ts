@@ -17,7 +17,7 @@ t.test('held datagrams are copies, returned by index in arrival order', async (t
   t.same(e.takeFor(9), []);
 });
 
-t.test('bounded: beyond EARLY_MAX the caller is told to answer at once', async (t) => {
+t.test('bounded: beyond EARLY_MAX the caller is told it was not held', async (t) => {
   const e = new EarlyArrivals();
   for (let i = 0; i < EARLY_MAX; i++) t.ok(e.hold(i, Buffer.alloc(1), 1, sa, 0));
   t.notOk(e.hold(999, Buffer.alloc(1), 1, sa, 0));

@@ -58,6 +58,8 @@ export const COUNTER_NAMES = [
   // datagrams for the supervisor shed because MAX_IPC_BACKLOG of the routine's messages still waited for its channel
   'routine.dropped.ipc_backlog',
   'routine.dropped.recv_error_in_limited',
+  // datagrams for an unknown index that found the early-arrivals room full (early-arrivals.ts): dropped, not answered
+  'routine.dropped.early_overflow',
   // syscalls that failed: datagrams the socket refused, packets the inside queue refused
   'routine.outside.tx_errors',
   'routine.inside.tx_errors',
