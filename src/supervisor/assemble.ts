@@ -74,7 +74,7 @@ export function assemble(cfg: NebulaConfig, { live, log, counters, staticHosts }
   const inside = selectInside(cfg, live.vpnIp, live.vpnMask, live.vpnNetworks6, log);
   let underlay: Underlay;
   try {
-    underlay = new Underlay(cfg.listen, cfg.routines, cfg.tun.offloads && !cfg.tun.disabled);
+    underlay = new Underlay(cfg.listen, cfg.routines);
   } catch (err) {
     inside.close();
     throw err;

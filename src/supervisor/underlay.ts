@@ -15,17 +15,19 @@ import type { Endpoint } from '../shared/util/endpoint';
 const OUTBOX_BYTES = 65536 + 32;
 
 /**
- * The receive buffer when `tun.offloads` is on and listen.read_buffer is not set. A peer sending TCP super-packets
- * split into 1300-byte datagrams bursts far beyond the kernel's 208 KiB default while the receiving routine waits for
- * a CPU (measured: 42k-91k datagrams dropped per 8 s transfer, TCP retransmitting each; none with 4 MiB; docs/
- * performance.md Change 4). A limit, not an allocation: the memory is used only while datagrams wait.
+ * The receive buffer when listen.read_buffer is not set (Go leaves the kernel's 208 KiB; wireguard-go asks for 7 MiB).
+ * The routine reading a socket shares two CPUs with everything else, and 208 KiB holds only ~270 small datagrams
+ * (2.7 ms at 100k/s): one missed time slice and the socket overflows. Measured (docs/performance.md "Change 7"): a
+ * 64-byte UDP flood lost 8-13 % at the receiver's socket and got 1.05-1.13x Go's packet rate; with 4 MiB none was
+ * lost there and the rate went to 1.43-1.46x. A super-packet sender (tun.offloads) bursts 32 datagrams at once
+ * (Change 4: 42k-91k dropped per 8 s transfer with the default). A limit, not an allocation: the memory is used only
+ * while datagrams wait. Without CAP_NET_ADMIN the kernel caps it at net.core.rmem_max (setBufferSize).
  */
-export const OFFLOADS_READ_BUFFER = 4 * 1024 * 1024;
+export const DEFAULT_READ_BUFFER = 4 * 1024 * 1024;
 
-/** listen.read_buffer as set, or OFFLOADS_READ_BUFFER under tun.offloads; undefined: the kernel's default. */
-export function readBufferFor(listen: NebulaConfig['listen'], offloads: boolean): number | undefined {
-  if (listen.read_buffer > 0) return listen.read_buffer;
-  return offloads ? OFFLOADS_READ_BUFFER : undefined;
+/** listen.read_buffer as set, else DEFAULT_READ_BUFFER. */
+export function readBufferFor(listen: NebulaConfig['listen']): number {
+  return listen.read_buffer > 0 ? listen.read_buffer : DEFAULT_READ_BUFFER;
 }
 
 export class Underlay {
@@ -37,10 +39,10 @@ export class Underlay {
   private readonly sendSa = allocSockaddrIn();
 
   /** Binds `routines` sockets to listen.host:listen.port; throws (having closed any it made) if one cannot be bound. */
-  constructor(listen: NebulaConfig['listen'], routines: number, offloads = false) {
+  constructor(listen: NebulaConfig['listen'], routines: number) {
     const host = listen.host === '::' || listen.host === '[::]' ? '0.0.0.0' : listen.host;
     const reusePort = routines > 1;
-    const bufs = { recvBuf: readBufferFor(listen, offloads), sendBuf: listen.write_buffer || undefined };
+    const bufs = { recvBuf: readBufferFor(listen), sendBuf: listen.write_buffer || undefined };
     try {
       const first = createUdpSocket({ host, port: listen.port, reusePort, ...bufs });
       this.fds.push(first);

@@ -7,7 +7,7 @@ import t from 'tap';
 import type { NebulaConfig } from '../../src/shared/config';
 import { Logger } from '../../src/shared/log';
 import { bufferSizes } from '../../src/shared/native/udp';
-import { OFFLOADS_READ_BUFFER, readBufferFor, Underlay } from '../../src/supervisor/underlay';
+import { DEFAULT_READ_BUFFER, readBufferFor, Underlay } from '../../src/supervisor/underlay';
 import { prereqs } from '../helpers/prereq';
 
 const LISTEN: NebulaConfig['listen'] = { host: '127.0.0.1', port: 0, batch: 64, read_buffer: 0, write_buffer: 0, send_recv_error: 'always' };
@@ -52,15 +52,14 @@ t.test('as root, sizes above net.core.rmem_max are forced (SO_RCVBUFFORCE, as Go
   t.same(sizes(u, 2).map((s) => s.recv), [2 * wanted, 2 * wanted], `read_buffer ${wanted} > rmem_max ${rmemMax} on both sockets`);
 });
 
-t.test('tun.offloads: the receive buffer defaults to OFFLOADS_READ_BUFFER; listen.read_buffer still wins', async (t) => {
-  t.equal(readBufferFor(LISTEN, true), OFFLOADS_READ_BUFFER);
-  t.equal(readBufferFor(LISTEN, false), undefined, 'without offloads: the kernel default, as Go');
-  t.equal(readBufferFor({ ...LISTEN, read_buffer: 1 << 20 }, true), 1 << 20, 'an explicit size is taken as it is');
+t.test('the receive buffer defaults to DEFAULT_READ_BUFFER; listen.read_buffer still wins', async (t) => {
+  t.equal(readBufferFor(LISTEN), DEFAULT_READ_BUFFER);
+  t.equal(readBufferFor({ ...LISTEN, read_buffer: 1 << 20 }), 1 << 20, 'an explicit size is taken as it is');
   if (!prereqs(t, ['root'])) return;
-  const withOffloads = new Underlay(LISTEN, 2, true);
-  t.teardown(() => withOffloads.close());
-  const plain = new Underlay(LISTEN, 1, false);
+  const plain = new Underlay(LISTEN, 2);
   t.teardown(() => plain.close());
-  t.same([0, 1].map((i) => bufferSizes(withOffloads.fd(i)).recv), [2 * OFFLOADS_READ_BUFFER, 2 * OFFLOADS_READ_BUFFER], 'both sockets forced to 4 MiB (read back doubled)');
-  t.ok(bufferSizes(plain.fd(0)).recv < 2 * OFFLOADS_READ_BUFFER, `without offloads the kernel default stays (${bufferSizes(plain.fd(0)).recv})`);
+  const set = new Underlay({ ...LISTEN, read_buffer: 1 << 20 }, 1);
+  t.teardown(() => set.close());
+  t.same([0, 1].map((i) => bufferSizes(plain.fd(i)).recv), [2 * DEFAULT_READ_BUFFER, 2 * DEFAULT_READ_BUFFER], 'both sockets forced to 4 MiB (read back doubled)');
+  t.equal(bufferSizes(set.fd(0)).recv, 2 << 20, 'listen.read_buffer 1 MiB: exactly that (read back doubled)');
 });

@@ -122,7 +122,7 @@ const RELOAD_KEYS = keysWith('reload');
 
 /**
  * Changed keys that only take effect after a restart (to be named in a reload warning). A socket buffer set back to
- * 0 is one too: Go leaves the running socket's size alone then, and only a restart gives the kernel's default.
+ * 0 is one too: Go leaves the running socket's size alone then, and only a restart gives the default (nebula-ts: 4 MiB).
  */
 export function diffRequiresRestart(oldCfg: NebulaConfig, newCfg: NebulaConfig): string[] {
   const keys = RESTART_KEYS.filter((key) => sectionChanged(oldCfg, newCfg, key));
