@@ -45,6 +45,7 @@ export const METRICS: readonly MetricDef[] = [
   { key: 'udp64_lost_server_underlay', label: '… at the receiver\'s underlay socket', better: 'none', format: fixed(2) },
   { key: 'udp64_lost_server_app', label: '… at the receiving application (iperf3)', better: 'none', format: fixed(2) },
   { key: 'ping_rtt_ms', label: 'ping RTT (median of 100), ms', better: 'lower', format: fixed(2) },
+  { key: 'ping_cpu_ms', label: 'CPU ms per ping, both nodes (pings 10 ms apart)', better: 'lower', format: fixed(2) },
   { key: 'first_ping_ms', label: 'first ping after start, ms', better: 'lower', format: fixed(1) },
   { key: 'cpu_s_per_gb', label: 'CPU-seconds per GB (both nodes)', better: 'lower', format: fixed(1) },
   { key: 'rss_mib', label: 'RSS per node (VmRSS summed over its processes), MiB', better: 'lower', format: fixed(0) },

@@ -72,8 +72,13 @@ export async function runOnce(spec: RunSpec): Promise<Metrics> {
     const trees = (): number[] => [mesh.node('client'), mesh.node('server')].flatMap((n) => processTree(n.process!.pid!));
     if (spec.scrapeIntervalMs) scrape = await startScrapeWindow(mesh, spec.scrapeIntervalMs, trees);
     if (tests.has('ping')) {
+      const pids = trees();
+      const run0 = schedNs(pids).runNs;
       const p = await pingRtt(mesh, 'client', SERVER, 100, 0.01);
       m.ping_rtt_ms = p.medianMs;
+      // What the pings cost both nodes (tun.keep_warm spends CPU for latency at such rates): ms per ping, from the
+      // threads' scheduler run time (nanoseconds, unlike /proc stat's 10 ms ticks).
+      m.ping_cpu_ms = (schedNs(pids).runNs - run0) / 1e6 / Math.max(1, p.answered);
     }
     const iperf = await startIperfServer(mesh, 'server', SERVER);
     try {

@@ -20,6 +20,7 @@ import { RoutineCounters } from './context';
 import { FdUnderlaySocket, insideQueueFor } from './fd-edges';
 import { offloadUnderlayFor, type OffloadSink } from './offload-underlay';
 import { VnetInsideQueue } from './vnet-inside-queue';
+import { KeepWarm } from './keep-warm';
 import { warmUpDatapath, type EdgeFactory } from './warm-up';
 
 export interface DatapathInit {
@@ -91,11 +92,12 @@ function run(port: NonNullable<typeof parentPort>, init: DatapathInit): void {
   // The routine is ready when this loop runs, not when its process is: the supervisor waits for this before it puts
   // the address on the tun (node.ts), so the first packet never sits in the queue while the worker is still loading.
   datapath.post({ type: 'ready', routine: init.setup.routine });
+  const keepWarm = keepWarmFor(init.setup, datapath);
   let pollCount = pollFailHookFired() ? POLL_COUNT_INVALID : nfds;
   // One wake-up; false once a shutdown arrived. A function rather than the loop's body, so V8 optimises it as it does
   // any function called often, instead of waiting for on-stack replacement of a loop that turns a few times a second.
   const wakeUp = (): boolean => {
-    const polled = pollFds(pollBuf, pollCount, datapath.pollTimeoutMs);
+    const polled = pollFds(pollBuf, pollCount, keepWarm ? keepWarm.timeoutMs(performance.now(), datapath.pollTimeoutMs) : datapath.pollTimeoutMs);
     pollCount = nfds;
     if (polled < 0) {
       if (polled === -EINTR) return true;
@@ -110,13 +112,29 @@ function run(port: NonNullable<typeof parentPort>, init: DatapathInit): void {
       readFd(init.wakeFd, eventBuf, 8);
       if (!drainControl()) return false;
     }
-    if (ready(UDP)) datapath.onUnderlayReadable();
-    if (nfds > INSIDE && ready(INSIDE)) datapath.onInsideReadable();
+    let packets = 0;
+    if (ready(UDP)) packets += datapath.onUnderlayReadable();
+    if (nfds > INSIDE && ready(INSIDE)) packets += datapath.onInsideReadable();
+    if (keepWarm) {
+      if (packets > 0) keepWarm.worked(performance.now());
+      else if (polled === 0) keepWarm.idle(performance.now());
+    }
     datapath.tick();
     return true;
   };
   while (wakeUp());
   port.postMessage({ type: 'stopped' });
+}
+
+/** The keep-warm rounds (keep-warm.ts) unless tun.keep_warm is off; a failure only costs latency (logged). */
+function keepWarmFor(setup: DatapathInit['setup'], datapath: Datapath): KeepWarm | null {
+  if (!setup.keepWarm) return null;
+  try {
+    return new KeepWarm(setup, EDGES);
+  } catch (err) {
+    datapath.post({ type: 'log', level: 'info', msg: 'Routine keep-warm off', fields: { routine: setup.routine, error: String(err) } });
+    return null;
+  }
 }
 
 /** Where the underlay offload edge counts (this routine's row) and warns (a log line through the supervisor). */

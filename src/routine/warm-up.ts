@@ -52,7 +52,7 @@ export interface EdgeFactory {
 const ANY: FirewallRule = { proto: 0, startPort: 0, endPort: 0, host: 'any', groups: [], cidr: '', caName: '', caSha: '' };
 const ALLOW_ALL: FirewallUpdate = { version: 1, inbound: [ANY], outbound: [ANY], tcpTimeout: 720_000, udpTimeout: 180_000, defaultTimeout: 600_000 };
 
-interface Side {
+export interface Side {
   vpnIp: number;
   datapath: Datapath;
   slots: TunnelSlots;
@@ -66,7 +66,7 @@ interface Side {
   tunnel?: TunnelInstall;
 }
 
-function side(setup: RoutineSetup, vpnIp: number, edges: EdgeFactory, fds: number[]): Side {
+export function side(setup: RoutineSetup, vpnIp: number, edges: EdgeFactory, fds: number[]): Side {
   const layout = computeLayout({ tunnels: 4, routines: 1, conntrack: 64 });
   const region = createRegion(layout.totalBytes, 'nebula-ts-warm-up');
   // The mapping stays (a few pages, once): the throwaway path's typed arrays point into it until they are collected.
@@ -91,6 +91,7 @@ function side(setup: RoutineSetup, vpnIp: number, edges: EdgeFactory, fds: numbe
       localSubnets6: [],
       unsafeRoutes6: [],
       insideKind: 'tun',
+      keepWarm: false,
       sendRecvError: 'never',
       firewall: ALLOW_ALL,
       tunnels: [],
@@ -125,7 +126,7 @@ function randomIndex(): number {
 }
 
 /** Tears down the tunnel between the sides (if any) and makes a new one, as a handshake would. */
-function remake(a: Side, b: Side): { toB: TunnelInstall; toA: TunnelInstall } {
+export function remake(a: Side, b: Side): { toB: TunnelInstall; toA: TunnelInstall } {
   for (const s of [a, b]) if (s.tunnel) s.datapath.control({ type: 'tunnelDown', localIndex: s.tunnel.localIndex });
   const keyAB = randomBytes(32);
   const keyBA = randomBytes(32);
@@ -141,14 +142,14 @@ function remake(a: Side, b: Side): { toB: TunnelInstall; toA: TunnelInstall } {
 }
 
 /** Everything `s` delivered to its inside so far, read off the far end; returns how many packets. */
-function drain(s: Side, scratch: Buffer): number {
+export function drain(s: Side, scratch: Buffer): number {
   let n = 0;
   while (readFd(s.far, scratch, scratch.length) > 0) n++;
   return n;
 }
 
 /** `packet` into `from`'s inside, through its tunnel, out of `to`'s inside. */
-function roundTrip(from: Side, to: Side, packet: Buffer): void {
+export function roundTrip(from: Side, to: Side, packet: Buffer): void {
   writeFd(from.far, packet, packet.length);
   pollFds(from.pollBuf, 2, 0);
   from.datapath.onInsideReadable();
@@ -265,7 +266,7 @@ type Trim = (pad: number) => number;
 let trim: Trim | null | undefined;
 
 /** glibc's malloc_trim(0); nothing where libc has no such call (musl). */
-function mallocTrim(): void {
+export function mallocTrim(): void {
   if (trim === undefined) {
     try {
       trim = koffi.load(null).func('malloc_trim', 'int', ['size_t']) as Trim;

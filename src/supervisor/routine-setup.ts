@@ -43,6 +43,7 @@ export function routineSetup(i: number, src: RoutineSetupSource): RoutineSetup {
     localSubnets6: (v2?.unsafeNetworks ?? []).filter(isV6).map(formatPrefix),
     unsafeRoutes6,
     insideKind: src.insideKind,
+    keepWarm: cfg.tun.keep_warm,
     mtu: cfg.tun.mtu,
     sendRecvError: cfg.listen.send_recv_error,
     dropLocalBroadcast: cfg.tun.drop_local_broadcast,

@@ -25,6 +25,7 @@ export function testRoutineSetup(vpnIp: number, overrides: Partial<RoutineSetup>
     localSubnets6: [],
     unsafeRoutes6: [],
     insideKind: 'userspace',
+    keepWarm: false,
     mtu: 1300,
     sendRecvError: 'always',
     dropLocalBroadcast: false,

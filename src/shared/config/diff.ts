@@ -61,6 +61,7 @@ export const KEY_EFFECTS: Readonly<Record<string, KeyEffect>> = {
   'tun.unsafe_routes': 'restart',
   'tun.userspace': 'restart',
   'tun.offloads': 'restart',
+  'tun.keep_warm': 'restart',
   logging: 'reload',
   'firewall.conntrack.tcp_timeout': 'reload',
   'firewall.conntrack.udp_timeout': 'reload',

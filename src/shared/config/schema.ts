@@ -1,6 +1,7 @@
 /**
  * The zod schema for every key Nebula 1.6.1 reads (nebula-spec §10.2, §7.1, §9.1, §5), with Nebula's code defaults,
- * plus the nebula-ts extensions (control.socket, firewall.conntrack.max_entries, tunnels.max, tun.userspace, tun.offloads).
+ * plus the nebula-ts extensions (control.socket, firewall.conntrack.max_entries, tunnels.max, tun.userspace, tun.offloads,
+ * tun.keep_warm).
  *
  * The schema converts and checks each key on its own. Rules that need several keys (routines, legacy fallbacks,
  * lighthouse.hosts vs static_host_map, stats/sshd requirements) live in validate.ts.
@@ -244,6 +245,8 @@ export const configSchema = section({
      * refuses. Off by default.
      */
     offloads: bool(false),
+    /** nebula-ts extension: keep the packet path hot for 1 s after traffic (src/routine/keep-warm.ts). */
+    keep_warm: bool(true),
   }),
   logging: section({
     level: scalar(toLogLevel, (): LogLevel => 'info'),

@@ -96,6 +96,8 @@ export interface TunConfig {
   userspace: string;
   /** nebula-ts extension: tun offloads (virtio-net header, TSO/USO, checksum offload); false = plain packets. */
   offloads: boolean;
+  /** nebula-ts extension: at low packet rates, throwaway round trips every 2 ms for 1 s after traffic (lower latency). */
+  keep_warm: boolean;
 }
 
 export interface LoggingConfig {

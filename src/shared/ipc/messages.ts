@@ -96,6 +96,8 @@ export interface RoutineSetup {
   localSubnets6: string[];
   unsafeRoutes6: Array<{ route: string; via: number }>;
   insideKind: 'tun' | 'disabled' | 'userspace';
+  /** tun.keep_warm: the worker keeps its packet path hot between slow packets (keep-warm.ts). */
+  keepWarm: boolean;
   mtu: number;
   sendRecvError: 'always' | 'never' | 'private';
   dropLocalBroadcast: boolean;
