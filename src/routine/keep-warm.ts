@@ -8,14 +8,14 @@
  * So the routine predicts when the next packet is due (the longest of the last four gaps between wake-ups that
  * brought packets: a flow's period, not the short wait for a reply) and from KEEP_WARM_LEAD_MS before it until half
  * that after, it sleeps at most KEEP_WARM_EVERY_MS; each such wake-up passes one packet both ways between two
- * throwaway data paths built like the warm-up's (warm-up.ts: their own region, socketpairs and loopback sockets; the
- * real tunnels, counters and conntrack see none of it), rotating ICMP, UDP and TCP. At most 3-4 rounds per gap
+ * throwaway data paths built like the warm-up's (warm-up.ts: their own region, socketpairs and loopback sockets
+ * connected to each other; the real tunnels, counters and conntrack see none of it), rotating ICMP, UDP and TCP. At most 3-4 rounds per gap
  * between packets, none when a flow is idle for over KEEP_WARM_MAX_GAP_MS or busy (poll returns before the timer).
  * `tun.keep_warm: false` turns it off.
  */
 import type { RoutineSetup } from '../shared/ipc/messages';
 import { close } from '../shared/native/libc';
-import { drain, mallocTrim, remake, roundTrip, side, type EdgeFactory, type Side } from './warm-up';
+import { drain, mallocTrim, remake, roundTrip, sidePair, type EdgeFactory, type Side } from './warm-up';
 import { ipv4Packet, setFlow, warmUpAddresses } from './warm-up-packets';
 
 /** Longest sleep inside a window. */
@@ -50,8 +50,7 @@ export class KeepWarm {
   constructor(setup: RoutineSetup, edges: EdgeFactory) {
     const ips = warmUpAddresses(setup.vpnIp, setup.vpnMask);
     try {
-      this.a = side({ ...setup, vpnMask: ips.mask }, ips.a, edges, this.fds);
-      this.b = side({ ...setup, vpnMask: ips.mask }, ips.b, edges, this.fds);
+      ({ a: this.a, b: this.b } = sidePair(setup, edges, this.fds));
     } catch (err) {
       for (const fd of this.fds) close(fd);
       throw err;

@@ -23,7 +23,7 @@ import type { FirewallUpdate, PeerIdentity, RoutineSetup, TunnelInstall } from '
 import koffi from '../shared/native/koffi';
 import { close, POLLIN, pollFds, readFd, setNonBlocking, writeFd } from '../shared/native/libc';
 import { fillSockaddrIn } from '../shared/native/sockaddr';
-import { createUdpSocket, localPort } from '../shared/native/udp';
+import { connectUdp, createUdpSocket, localPort } from '../shared/native/udp';
 import { HEADER_LEN, SUBTYPE_TEST_REQUEST, TYPE_HANDSHAKE, TYPE_TEST, writeHeader } from '../shared/protocol/header';
 import { socketpairSeqpacket } from '../shared/native/unix';
 import { createRegion } from '../shared/shm/region';
@@ -116,6 +116,19 @@ export function side(setup: RoutineSetup, vpnIp: number, edges: EdgeFactory, fds
   return { vpnIp, datapath, slots: new TunnelSlots(views.tunnels, -1), far, fds, udp, port: localPort(udp), pollBuf };
 }
 
+/**
+ * Two sides in our VPN network, their loopback sockets connected to each other: nobody else on this host can put a
+ * datagram into the throwaway path (the keep-warm sockets live as long as the routine).
+ */
+export function sidePair(setup: RoutineSetup, edges: EdgeFactory, fds: number[]): { a: Side; b: Side } {
+  const ips = warmUpAddresses(setup.vpnIp, setup.vpnMask);
+  const a = side({ ...setup, vpnMask: ips.mask }, ips.a, edges, fds);
+  const b = side({ ...setup, vpnMask: ips.mask }, ips.b, edges, fds);
+  connectUdp(a.udp, '127.0.0.1', b.port);
+  connectUdp(b.udp, '127.0.0.1', a.port);
+  return { a, b };
+}
+
 function identity(name: string, ip: number): PeerIdentity {
   return { name, groups: [], issuer: '', caName: '', ips: [ip], subnets: [], ips6: [], subnets6: [] };
 }
@@ -203,9 +216,7 @@ const EMPTY = Buffer.alloc(0);
 
 /** One generation: a fresh pair of throwaway data paths running `rounds` rounds; returns the packets delivered. */
 function generation(setup: RoutineSetup, edges: EdgeFactory, rounds: number, fds: number[], scratch: Buffer): number {
-  const ips = warmUpAddresses(setup.vpnIp, setup.vpnMask);
-  const a = side({ ...setup, vpnMask: ips.mask }, ips.a, edges, fds);
-  const b = side({ ...setup, vpnMask: ips.mask }, ips.b, edges, fds);
+  const { a, b } = sidePair(setup, edges, fds);
   const supervisor = new SupervisorStandIn(a, b, edges);
   const out = PROTOCOLS.map((p) => ipv4Packet(p, a.vpnIp, b.vpnIp, false, 0));
   const back = PROTOCOLS.map((p) => ipv4Packet(p, b.vpnIp, a.vpnIp, true, 0));

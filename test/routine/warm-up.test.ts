@@ -8,7 +8,10 @@ import { testRoutineSetup } from '../../src/testbed/routine-setup';
 import t from 'tap';
 import type { RoutineSetup } from '../../src/shared/ipc/messages';
 import { FdInsideQueue, FdUnderlaySocket } from '../../src/routine/fd-edges';
-import { warmUpDatapath, type EdgeFactory } from '../../src/routine/warm-up';
+import { sidePair, warmUpDatapath, type EdgeFactory } from '../../src/routine/warm-up';
+import { close, EAGAIN } from '../../src/shared/native/libc';
+import { allocSockaddrIn, fillSockaddrIn } from '../../src/shared/native/sockaddr';
+import { createUdpSocket, recvFrom, sendTo } from '../../src/shared/native/udp';
 import { ipv4Packet, setFlow, warmUpAddresses } from '../../src/routine/warm-up-packets';
 import { udp4Packet } from '../native/fixtures/packets';
 import { ANY_RULE, firewall, ip, pair } from './fixtures/memory-node';
@@ -61,4 +64,21 @@ t.test('setFlow moves a warm-up packet to another flow: the ports (or the ICMP i
       t.same(moved, made, `proto ${proto}${reply ? ' reply' : ''}`);
     }
   }
+});
+
+t.test('the throwaway sockets take datagrams only from each other', async (t) => {
+  const fds: number[] = [];
+  t.teardown(() => fds.forEach((fd) => close(fd)));
+  const { a, b } = sidePair(setup('aes'), FD_EDGES, fds);
+  const stranger = createUdpSocket({ host: '127.0.0.1', port: 0, reusePort: false });
+  fds.push(stranger);
+  const to = allocSockaddrIn();
+  const from = allocSockaddrIn();
+  const rx = Buffer.alloc(64);
+  fillSockaddrIn(to, 0x7f000001, a.port);
+  t.equal(sendTo(stranger, Buffer.from('injected'), 8, to), 8, 'the stranger could send');
+  t.equal(sendTo(b.udp, Buffer.from('from b'), 6, to), 6);
+  t.equal(recvFrom(a.udp, rx, from), 6, "only b's datagram is there");
+  t.equal(rx.subarray(0, 6).toString(), 'from b');
+  t.equal(recvFrom(a.udp, rx, from), -EAGAIN, "and nothing else: the stranger's was dropped by the kernel");
 });

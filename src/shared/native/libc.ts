@@ -31,6 +31,7 @@ const c_socket = bind('socket', 'int', ['int', 'int', 'int']);
 const c_setsockopt = bind('setsockopt', 'int', ['int', 'int', 'int', 'void *', 'uint32_t']);
 const c_getsockopt = bind('getsockopt', 'int', ['int', 'int', 'int', 'void *', 'void *']);
 const c_bind = bind('bind', 'int', ['int', 'void *', 'uint32_t']);
+const c_connect = bind('connect', 'int', ['int', 'void *', 'uint32_t']);
 const c_getsockname = bind('getsockname', 'int', ['int', 'void *', 'void *']);
 const c_shutdown = bind('shutdown', 'int', ['int', 'int']);
 const c_close = bind('close', 'int', ['int']);
@@ -190,6 +191,11 @@ export function socketMemInfo(fd: number): number[] | undefined {
 
 export function bindSocket(fd: number, sockaddr: Buffer, detail?: string): void {
   check('bind', c_bind(fd, sockaddr, sockaddr.length) as number, detail);
+}
+
+/** connect(2): for a datagram socket, the only address it then receives from. */
+export function connectSocket(fd: number, sockaddr: Buffer, detail?: string): void {
+  check('connect', c_connect(fd, sockaddr, sockaddr.length) as number, detail);
 }
 
 /** getsockname into `sockaddr` (which must be large enough); returns the address length. */

@@ -20,6 +20,7 @@ import {
   SO_SNDBUFFORCE,
   bindSocket,
   close,
+  connectSocket,
   getsockname,
   getsockoptInt,
   recvFromFd,
@@ -77,6 +78,14 @@ export function setBufferSize(fd: number, which: 'recv' | 'send', bytes: number)
 /** The kernel's effective buffer sizes (twice what was asked, see socket(7)). */
 export function bufferSizes(fd: number): { recv: number; send: number } {
   return { recv: getsockoptInt(fd, SOL_SOCKET, SO_RCVBUF), send: getsockoptInt(fd, SOL_SOCKET, SO_SNDBUF) };
+}
+
+/**
+ * Connects a datagram socket to `host:port`: the kernel then drops datagrams from anyone else. Sends that name an
+ * address still go there (UDP allows it on a connected socket).
+ */
+export function connectUdp(fd: number, host: string, port: number): void {
+  connectSocket(fd, sockaddrIn(host, port), `${host}:${port}`);
 }
 
 /** The port the socket is bound to. */
