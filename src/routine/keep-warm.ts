@@ -11,7 +11,7 @@
  * throwaway data paths built like the warm-up's (warm-up.ts: their own region, socketpairs and loopback sockets
  * connected to each other; the real tunnels, counters and conntrack see none of it), rotating ICMP, UDP and TCP. At most 3-4 rounds per gap
  * between packets, none when a flow is idle for over KEEP_WARM_MAX_GAP_MS or busy (poll returns before the timer).
- * `tun.keep_warm: false` turns it off.
+ * `tun.keep_warm: false` turns it off; a routine without an inside (tun.disabled) never runs it.
  */
 import type { RoutineSetup } from '../shared/ipc/messages';
 import { close } from '../shared/native/libc';

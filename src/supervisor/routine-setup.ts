@@ -43,7 +43,8 @@ export function routineSetup(i: number, src: RoutineSetupSource): RoutineSetup {
     localSubnets6: (v2?.unsafeNetworks ?? []).filter(isV6).map(formatPrefix),
     unsafeRoutes6,
     insideKind: src.insideKind,
-    keepWarm: cfg.tun.keep_warm,
+    // No inside, no flows to keep warm: a lighthouse's datagrams are meta packets for the supervisor.
+    keepWarm: cfg.tun.keep_warm && src.insideKind !== 'disabled',
     mtu: cfg.tun.mtu,
     sendRecvError: cfg.listen.send_recv_error,
     dropLocalBroadcast: cfg.tun.drop_local_broadcast,
