@@ -2,16 +2,17 @@
  * Keeps a routine's packet path hot for the next packet of a slow, regular flow (issue 13: ping RTT). After a few
  * milliseconds without packets the machine has run other work and the next packet's code and data are out of the
  * caches. Measured in one process (no scheduler, no IPI): one packet's inside -> outside step took 12 µs back to
- * back, 15 µs after 2-5 ms idle and 28-110 µs after 10-20 ms; outside -> inside 9 µs against 14-42 µs. A ping every
- * 10 ms pays that on each of its four hops (docs/performance.md "Change 8").
+ * back, 15-27 µs after 2-5 ms idle and 24-118 µs after 10-20 ms; outside -> inside 9 µs against 14-42 µs. A ping
+ * every 10 ms pays that on each of its four hops (docs/performance.md "Change 8").
  *
  * So the routine predicts when the next packet is due (the longest of the last four gaps between wake-ups that
- * brought packets: a flow's period, not the short wait for a reply) and from KEEP_WARM_LEAD_MS before it until half
- * that after, it sleeps at most KEEP_WARM_EVERY_MS; each such wake-up passes one packet both ways between two
+ * brought packets: a flow's period, not the short wait for a reply), and from KEEP_WARM_LEAD_MS before that until
+ * half of it after, it sleeps at most KEEP_WARM_EVERY_MS. Each such wake-up passes one packet each way between two
  * throwaway data paths built like the warm-up's (warm-up.ts: their own region, socketpairs and loopback sockets
- * connected to each other; the real tunnels, counters and conntrack see none of it), rotating ICMP, UDP and TCP. At most 3-4 rounds per gap
- * between packets, none when a flow is idle for over KEEP_WARM_MAX_GAP_MS or busy (poll returns before the timer).
- * `tun.keep_warm: false` turns it off; a routine without an inside (tun.disabled) never runs it.
+ * connected to each other; the real tunnels, counters and conntrack see none of it), rotating ICMP, UDP and TCP.
+ * That is at most 3-4 rounds per gap between packets, and none when a flow is idle for over KEEP_WARM_MAX_GAP_MS or
+ * busy (poll returns before the timer). `tun.keep_warm: false` turns it off; a routine without an inside
+ * (tun.disabled) never runs it.
  */
 import type { RoutineSetup } from '../shared/ipc/messages';
 import { close } from '../shared/native/libc';
