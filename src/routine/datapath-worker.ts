@@ -14,6 +14,7 @@ import { unlinkSync } from 'node:fs';
 import { EINTR, NativeError, POLLIN, pollFds, readFd } from '../shared/native/libc';
 import { testHooks } from '../shared/test-hooks';
 import { mapRegion } from '../shared/shm/region';
+import { C } from '../shared/state/counters';
 import { checkHeader, computeLayout, viewsOver, type RegionCapacities } from '../shared/state/layout';
 import { Datapath } from './datapath';
 import { RoutineCounters } from './context';
@@ -117,7 +118,7 @@ function run(port: NonNullable<typeof parentPort>, init: DatapathInit): void {
     if (nfds > INSIDE && ready(INSIDE)) packets += datapath.onInsideReadable();
     if (keepWarm) {
       if (packets > 0) keepWarm.worked(performance.now());
-      else if (polled === 0) keepWarm.idle(performance.now());
+      else if (polled === 0 && keepWarm.idle(performance.now())) counters.inc(C['routine.keep_warm.rounds']);
     }
     datapath.tick();
     return true;

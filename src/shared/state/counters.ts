@@ -60,6 +60,8 @@ export const COUNTER_NAMES = [
   'routine.dropped.recv_error_in_limited',
   // datagrams for an unknown index that found the early-arrivals room full (early-arrivals.ts): dropped, not answered
   'routine.dropped.early_overflow',
+  // tun.keep_warm: throwaway round trips run to keep a slow flow's packet path warm (src/routine/keep-warm.ts)
+  'routine.keep_warm.rounds',
   // syscalls that failed: datagrams the socket refused, packets the inside queue refused
   'routine.outside.tx_errors',
   'routine.inside.tx_errors',
