@@ -7,7 +7,7 @@
  *
  * So the routine predicts when the next packet is due (the longest of the last four gaps between wake-ups that
  * brought packets: a flow's period, not the short wait for a reply), and from KEEP_WARM_LEAD_MS before that until
- * half of it after, it sleeps at most KEEP_WARM_EVERY_MS. Each such wake-up passes one packet each way between two
+ * half of it after, it sleeps at most KEEP_WARM_EVERY_MS. Each such wake-up passes one packet (in turn each way) between two
  * throwaway data paths built like the warm-up's (warm-up.ts: their own region, socketpairs and loopback sockets
  * connected to each other; the real tunnels, counters and conntrack see none of it), rotating ICMP, UDP and TCP.
  * That is at most 3-4 rounds per gap between packets, and none when a flow is idle for over KEEP_WARM_MAX_GAP_MS or
@@ -43,7 +43,7 @@ export class KeepWarm {
   private lastWorkAt = -Infinity;
   private windowStart = Infinity;
   private windowEnd = -Infinity;
-  /** Throwaway round trips so far, and the packets they delivered (two per round when the path works). */
+  /** Throwaway rounds so far, and the packets they delivered (one per round when the path works). */
   rounds = 0;
   delivered = 0;
 
@@ -95,9 +95,12 @@ export class KeepWarm {
   idle(now: number): boolean {
     if (now < this.windowStart - 0.5 || now >= this.windowEnd) return false;
     if (++this.rounds % REMAKE_EVERY === 0) this.remake();
+    // One packet per round, in turn a request from A and a reply from B: each crosses a send path and a receive path,
+    // and the six (protocol, direction) pairs come round every six rounds. Both ways every round cost 20-25 % more CPU
+    // for no better round trip (docs/performance.md "Change 8").
     const k = this.rounds % PROTOCOLS.length;
-    roundTrip(this.a, this.b, this.out[k]!);
-    roundTrip(this.b, this.a, this.back[k]!);
+    if (this.rounds % 2 === 0) roundTrip(this.a, this.b, this.out[k]!);
+    else roundTrip(this.b, this.a, this.back[k]!);
     this.delivered += drain(this.a, this.scratch) + drain(this.b, this.scratch);
     return true;
   }
