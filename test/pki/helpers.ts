@@ -4,6 +4,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  CAPool,
+  CertError,
   generateEd25519KeyPair,
   generateX25519KeyPair,
   signCert,
@@ -94,4 +96,26 @@ export function makeHost(
     subnets: (opts.subnets ?? []).map(net),
   };
   return { cert: signCert(details, ca.privateKey), privateKey: keys.privateKey };
+}
+
+/** A CA, a pool trusting only it, and a host certificate it signed. */
+export function trustedHost(): { ca: Made; pool: CAPool; host: Made } {
+  const ca = makeCA();
+  const pool = new CAPool();
+  pool.addCA(ca.cert);
+  return { ca, pool, host: makeHost(ca) };
+}
+
+/**
+ * What `fn` throws: a CertError as `code: message` (or its code alone with `codeOnly`), anything else as
+ * `other: ...`; undefined when it returns.
+ */
+export function certError(fn: () => unknown, codeOnly = false): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (!(err instanceof CertError)) return `other: ${String(err)}`;
+    return codeOnly ? err.code : `${err.code}: ${err.message}`;
+  }
+  return undefined;
 }

@@ -8,7 +8,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CertError,
   CertificateV2View,
   checkHostPki,
   generateP256KeyPair,
@@ -29,6 +28,7 @@ import {
   type NebulaCertificateV2,
 } from '../../src/shared/pki';
 import { parseCidr } from '../../src/shared/util/ipv4';
+import { certError } from './helpers';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures', 'pki-v2');
 const read = (f: string): string => readFileSync(path.join(FIXTURES, f), 'utf8');
@@ -36,14 +36,7 @@ const certOf = (name: string): Certificate => unmarshalCertificateFromPem(read(`
 const v2Of = (name: string): NebulaCertificateV2 => (certOf(name) as CertificateV2View).v2;
 const now = (): number => Math.floor(Date.now() / 1000);
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    return err instanceof CertError ? `${err.code}: ${err.message}` : `other: ${String(err)}`;
-  }
-}
+const code = (fn: () => unknown): string | undefined => certError(fn);
 
 /** A v1 host certificate signed by the fixture v1 CA (nebula-cert 1.11.0 made the CA). */
 function v1Host(publicKey: Buffer, ip = '192.168.100.1/24'): Certificate {

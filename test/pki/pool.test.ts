@@ -4,7 +4,6 @@ import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import {
   CAPool,
-  CertError,
   loadCAPool,
   loadHostPki,
   marshalCertForHandshake,
@@ -14,18 +13,11 @@ import {
   verifyPrivateKey,
   generateX25519KeyPair,
 } from '../../src/shared/pki';
-import { makeCA, makeHost, tempDir } from './helpers';
+import { certError, makeCA, makeHost, tempDir, trustedHost } from './helpers';
 
 const now = (): number => Math.floor(Date.now() / 1000);
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof CertError ? `${err.code}: ${err.message}` : `other: ${String(err)}`;
-  }
-  return undefined;
-}
+const code = (fn: () => unknown): string | undefined => certError(fn);
 
 t.test('blocklist, lookup by fingerprint, and the order of checks', async (t) => {
   const ca = makeCA({ ips: ['10.0.0.0/8'] });
@@ -89,10 +81,7 @@ t.test('loading a CA bundle: expired CAs are kept with a warning, all expired is
 });
 
 t.test('handshake validation wraps errors like nebula logs them', async (t) => {
-  const ca = makeCA();
-  const pool = new CAPool();
-  pool.addCA(ca.cert);
-  const host = makeHost(ca);
+  const { pool, host } = trustedHost();
   const wire = marshalCertForHandshake(host.cert);
   t.equal(validateHandshakeCert(wire, host.cert.details.publicKey, pool).fingerprint(), host.cert.fingerprint());
   t.equal(

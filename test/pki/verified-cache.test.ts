@@ -8,7 +8,6 @@
 import t from 'tap';
 import {
   CAPool,
-  CertError,
   generateP256KeyPair,
   generateX25519KeyPair,
   marshalCertForHandshake,
@@ -19,16 +18,9 @@ import {
 } from '../../src/shared/pki';
 import { VERIFY_KEY_CACHE_SIZE, verifyKeyCacheSize } from '../../src/shared/pki/verify-key-cache';
 import { parseCidr } from '../../src/shared/util/ipv4';
-import { makeCA, makeHost } from './helpers';
+import { certError, makeCA, makeHost, trustedHost } from './helpers';
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof CertError ? err.code : `other: ${String(err)}`;
-  }
-  return undefined;
-}
+const code = (fn: () => unknown): string | undefined => certError(fn, true);
 
 /** `cert` with its signature check counted (and answered by the real one). */
 function counted(cert: NebulaCertificate): { cert: NebulaCertificate; checks: () => number } {
@@ -42,10 +34,7 @@ function counted(cert: NebulaCertificate): { cert: NebulaCertificate; checks: ()
 }
 
 t.test('a leaf verified once is not signature-checked again, in this pool only', async (t) => {
-  const ca = makeCA();
-  const pool = new CAPool();
-  pool.addCA(ca.cert);
-  const host = makeHost(ca);
+  const { ca, pool, host } = trustedHost();
   const first = counted(host.cert);
   t.equal(pool.verify(first.cert), ca.cert);
   t.equal(first.checks(), 1, 'the first verification checks the signature');
@@ -67,10 +56,7 @@ t.test('a leaf verified once is not signature-checked again, in this pool only',
 });
 
 t.test('what Go checks at every use is still checked for a remembered leaf', async (t) => {
-  const ca = makeCA();
-  const pool = new CAPool();
-  pool.addCA(ca.cert);
-  const host = makeHost(ca);
+  const { ca, pool, host } = trustedHost();
   pool.verify(host.cert);
   const d = host.cert.details;
   t.equal(code(() => pool.verify(host.cert, d.notAfter + 1)), 'expired', 'expiry, at each use');
@@ -93,10 +79,7 @@ t.test('what Go checks at every use is still checked for a remembered leaf', asy
 });
 
 t.test('another static key or another signature is another fingerprint: checked, and refused', async (t) => {
-  const ca = makeCA();
-  const pool = new CAPool();
-  pool.addCA(ca.cert);
-  const host = makeHost(ca);
+  const { ca, pool, host } = trustedHost();
   const wire = marshalCertForHandshake(host.cert);
   t.equal(validateHandshakeCert(wire, host.cert.details.publicKey, pool).fingerprint(), host.cert.fingerprint());
   t.equal(pool.verifiedCount, 1);
