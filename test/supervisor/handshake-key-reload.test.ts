@@ -5,7 +5,7 @@
  * key to the certificate, so the old key with the new certificate would make no tunnel at all).
  */
 import t from 'tap';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '../../src/shared/log';
@@ -18,6 +18,7 @@ import { LiveConfig } from '../../src/supervisor/live-config';
 import { reloadConfig } from '../../src/supervisor/reload';
 import { makeCA, makeHostCert } from '../../src/testbed/mesh-pki';
 import { deliverHandshake, installInto, peerPki, testHostMap } from './fixtures/handshake-peers';
+import { pkiInPlace } from './fixtures/pki-in-place';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'nts-hs-key-reload-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,12 +67,7 @@ function tunnel(from: Node, to: Node): { peerKey: Buffer | undefined; mirrored: 
 t.test('after a reload with a new key, handshakes answered and initiated use the new key', async (t) => {
   // The hub runs from a config file whose PKI files are overwritten in place, then reloaded (rotation).
   const made = makeHostCert(path.join(dir, 'hub-old'), ca, { name: 'hub', ip: '192.168.60.1/24' });
-  const files = { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'host.crt'), key: path.join(dir, 'host.key') };
-  copyFileSync(made.ca, files.ca);
-  copyFileSync(made.cert, files.cert);
-  copyFileSync(made.key, files.key);
-  const configPath = path.join(dir, 'config.yml');
-  writeFileSync(configPath, `pki: {ca: ${files.ca}, cert: ${files.cert}, key: ${files.key}}\ntun: {disabled: true}\n`);
+  const { files, configPath } = pkiInPlace(dir, made);
   const log = new Logger({ level: 'error', write: () => undefined });
   const live = new LiveConfig(configPath, log);
   const hub = node('192.168.60.1', () => live.pki);

@@ -4,13 +4,14 @@
  * another VPN IP is refused (restart needed); peers are re-checked against the pool after each reload.
  */
 import t from 'tap';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '../../src/shared/log';
 import { makeCA, makeHostCert, type CertFiles, type MeshCA } from '../../src/testbed/mesh-pki';
 import { LiveConfig } from '../../src/supervisor/live-config';
 import { reloadConfig, type ReloadResult } from '../../src/supervisor/reload';
+import { pkiInPlace } from './fixtures/pki-in-place';
 
 interface Fixture {
   dir: string;
@@ -28,12 +29,7 @@ function fixture(t: { teardown: (fn: () => void) => void }): Fixture {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const ca = makeCA(path.join(dir, 'made'), 'ca-one');
   const made = makeHostCert(path.join(dir, 'made'), ca, { name: 'node', ip: '192.168.100.1/24', groups: ['old'] });
-  const files = { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'host.crt'), key: path.join(dir, 'host.key') };
-  copyFileSync(made.ca, files.ca);
-  copyFileSync(made.cert, files.cert);
-  copyFileSync(made.key, files.key);
-  const file = path.join(dir, 'config.yml');
-  writeFileSync(file, `pki: {ca: ${files.ca}, cert: ${files.cert}, key: ${files.key}}\ntun: {disabled: true}\n`);
+  const { files, configPath: file } = pkiInPlace(dir, made);
   const lines: string[] = [];
   const log = new Logger({ format: 'json', disableTimestamp: true, write: (l) => void lines.push(l) });
   const live = new LiveConfig(file, log);
